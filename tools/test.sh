@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Set up, then run every package's tests and print one closing line: "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bash tools/setup.sh || exit 1
+source tools/env.sh
+find packages apps -name .vitest-result.json -not -path '*/node_modules/*' -delete
+pnpm test
+status=$?
+node tools/test-summary.mjs || status=1
+exit $status
