@@ -4,4 +4,6 @@ NODE_PREFIX="$(dirname "$(dirname "$(command -v node)")")"
 export npm_config_nodedir="${npm_config_nodedir:-$NODE_PREFIX}"
 export TURBO_TELEMETRY_DISABLED=1
 export ONNXRUNTIME_NODE_INSTALL=skip
-export COREPACK_ENABLE_STRICT=0
+# A pnpm installed by tools/setup.sh into the checkout (no global write access needed) comes first.
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export PATH="$REPO_ROOT/.tools/node_modules/.bin:$PATH"

@@ -1,1 +1,36 @@
-export {};
+export {
+  type CompressionResult,
+  compress,
+  POLICIES,
+  type PolicyName,
+  type PolicyOptions,
+  remapImportance,
+  type SemanticacheOptions,
+} from './compress.js';
+export { BudgetError, MissingImportanceError, SnapshotError, type SnapshotErrorReason } from './errors.js';
+export {
+  float16BitsToFloat32,
+  float16BitsToFloat32Array,
+  float32ArrayToFloat16Bits,
+  float32ToFloat16Bits,
+} from './fp16.js';
+export {
+  type Budget,
+  DEFAULT_RECENT_WINDOW,
+  DEFAULT_SINK_TOKENS,
+  type Importance,
+  type ProtectionOptions,
+  targetEntries,
+} from './plan.js';
+export { DEFAULT_CHUNK_LENGTH, DEFAULT_POOL_KERNEL, DEFAULT_POOLING, type Pooling } from './policies/eviction.js';
+export { crc32, SNAPSHOT_VERSION } from './snapshot.js';
+export {
+  type CacheBytes,
+  type HeadCache,
+  type HeadContents,
+  type HeadView,
+  KVCache,
+  type KVCacheOptions,
+  type KVDtype,
+} from './store.js';
+export { type DecodeTrigger, needsCompression, triggerBudget } from './triggers.js';

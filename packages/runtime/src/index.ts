@@ -1,1 +1,17 @@
-export {};
+export type { Budget, CompressionResult, PolicyName } from '@semanticache/kv-cache';
+export type { ModelConfig, RopeConfig } from './config.js';
+export { ContextOverflowError, DisposedError, ModelLoadError, SessionBusyError } from './errors.js';
+export { type LoadModelOptions, loadModel, Model } from './model.js';
+export type { CachePolicy, CompressTrigger, PolicyKnobs } from './policy.js';
+export { Sampler, type SamplerOptions, XorShift64Star } from './sampler.js';
+export {
+  type CacheDtype,
+  type CacheStats,
+  type FinishReason,
+  type GenerateEvent,
+  type GenerateOptions,
+  Session,
+  type SessionOptions,
+} from './session.js';
+export { HfTextTokenizer, Llama2cTokenizer, StreamDecoder, type TextTokenizer } from './tokenizer.js';
+export { WorkerModel, WorkerSession } from './worker-model.js';

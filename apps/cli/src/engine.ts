@@ -1,0 +1,119 @@
+import type { DelimiterSet } from '@semanticache/chunker';
+
+/**
+ * What the commands need from a loaded model. The runtime adapter (runtime-engine.ts) implements it; keeping the
+ * commands behind this narrow interface keeps them independent of the runtime's wider API.
+ */
+
+export const POLICIES = ['semanticache', 'streaming-llm', 'snapkv', 'h2o', 'chunkkv', 'merge-values', 'full'] as const;
+export type PolicyName = (typeof POLICIES)[number];
+
+/** `ratio`: fraction of entries removed; `maxEntries`: entries kept per head. */
+export type Budget = { ratio: number } | { maxEntries: number };
+
+export function budgetLabel(policy: PolicyName, budget: Budget): string {
+  if (policy === 'full') return 'full';
+  return 'ratio' in budget ? `${policy}@${budget.ratio}` : `${policy}@${budget.maxEntries}`;
+}
+
+export interface CacheStats {
+  /** live entries summed over layers and KV heads */
+  entries: number;
+  /** entries an uncompressed cache would hold for the same tokens */
+  fullEntries: number;
+  /** live entries per layer × KV head, row-major */
+  entriesPerHead: Int32Array;
+  /** bytes of the live cache */
+  bytes: number;
+  /** bytes an uncompressed cache would take */
+  fullBytes: number;
+}
+
+/** Knobs of the compressing policies that the commands expose (runtime defaults when left out). */
+export interface PolicyKnobs {
+  /** semanticache: fixed cosine threshold τ instead of a budget */
+  threshold?: number;
+  delimiterLevel?: 'sentence' | 'clause';
+  minChunkLength?: number;
+  maxChunkLength?: number;
+  sinkTokens?: number;
+  recentWindow?: number;
+}
+
+/** What one compression did: per layer × KV head, for every entry before it, the entry that now holds it (−1: evicted). */
+export interface CompressionMap {
+  remap: Int32Array[][];
+}
+
+export interface SamplingOptions {
+  maxTokens: number;
+  /** 0 = greedy */
+  temperature: number;
+  /** 0 = off */
+  topK: number;
+  /** 1 = off */
+  topP: number;
+  seed: number;
+  stop: string[];
+}
+
+export interface GeneratedToken {
+  tokenId: number;
+  text: string;
+}
+
+export interface StepProgress {
+  signal?: AbortSignal;
+  /** called after each block with the tokens done so far */
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface EngineSession {
+  /** Runs the ids through the model, appending them to the cache. */
+  prefill(ids: readonly number[], options?: StepProgress): Promise<void>;
+  /** Compresses the cache with the session's policy and budget; undefined for 'full', which keeps everything. */
+  compress(): Promise<CompressionMap | undefined>;
+  /**
+   * Teacher-forced scoring: feeds `ids` after what is already cached and returns the summed negative log-likelihood
+   * of each id given everything before it (the first id is predicted from the last prefilled token).
+   */
+  score(ids: readonly number[], options?: StepProgress): Promise<{ nll: number; count: number }>;
+  /** Samples a continuation of what is cached; `prompt` ids, if given, are prefilled first. */
+  generate(
+    prompt: readonly number[],
+    sampling: SamplingOptions,
+    options?: { signal?: AbortSignal },
+  ): AsyncIterable<GeneratedToken>;
+  stats(): CacheStats;
+  /**
+   * A copy of this session (cache, fed ids, collected attention statistics) under another policy: lets several
+   * policies be measured on one prefill.
+   */
+  fork(policy: PolicyName, budget: Budget): EngineSession;
+  dispose(): void;
+}
+
+/** How a model is loaded and its caches stored. */
+export interface EngineOptions {
+  /** ORT intra-op threads per run (runtime default 1) */
+  threads?: number;
+  /** storage of cached keys and values; float16 halves KV bytes, attention still runs in fp32 */
+  kvDtype?: 'float32' | 'float16';
+}
+
+export interface Engine {
+  /** what was loaded, for reports */
+  readonly label: string;
+  readonly numLayers: number;
+  readonly numKvHeads: number;
+  readonly headDim: number;
+  readonly maxContext: number;
+  readonly vocabSize: number;
+  /** The delimiter set the semanticache policy chunks by. */
+  delimiters(level: 'sentence' | 'clause'): DelimiterSet;
+  encode(text: string, options?: { addSpecialTokens?: boolean }): number[];
+  decode(ids: ArrayLike<number>): string;
+  /** A new session; it compresses only when `compress()` is called. */
+  session(policy: PolicyName, budget: Budget, knobs?: PolicyKnobs): EngineSession;
+  dispose(): Promise<void>;
+}

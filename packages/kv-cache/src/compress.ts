@@ -1,0 +1,259 @@
+import type { DelimiterSet } from '@semanticache/chunker';
+import type { CompareTo, SeedOrder } from '@semanticache/gsc-cluster';
+import type { PositionMode } from '@semanticache/merge';
+import { BudgetError } from './errors.js';
+import {
+  type Budget,
+  checkBudget,
+  checkImportance,
+  checkNonNegativeInteger,
+  type HeadPlan,
+  type Importance,
+  type ProtectionOptions,
+  planHeads,
+} from './plan.js';
+import {
+  chunkKv,
+  DEFAULT_CHUNK_LENGTH,
+  DEFAULT_POOL_KERNEL,
+  DEFAULT_POOLING,
+  type Pooling,
+  scoreTopK,
+  streamingLlm,
+} from './policies/eviction.js';
+import { identityRemap } from './policies/head-writer.js';
+import { mergeValues } from './policies/merge-values.js';
+import { chunkStarts, type SemanticacheSettings, semanticache } from './policies/semanticache.js';
+import type { KVCache } from './store.js';
+
+export const POLICIES = ['full', 'streaming-llm', 'snapkv', 'h2o', 'chunkkv', 'merge-values', 'semanticache'] as const;
+export type PolicyName = (typeof POLICIES)[number];
+
+interface BudgetedOptions extends ProtectionOptions {
+  budget: Budget;
+}
+
+interface PooledScoreOptions {
+  /** 'max' (default), 'avg' (kvpress) or 'none' */
+  pooling?: Pooling;
+  /** odd pooling width, default 7 */
+  poolKernel?: number;
+}
+
+export interface SemanticacheOptions extends ProtectionOptions {
+  /** required unless `threshold` is given: then τ alone decides how much is merged */
+  budget?: Budget;
+  /** token id of every appended token, in append order (length ≥ cache.tokensSeen) */
+  tokenIds: ArrayLike<number>;
+  /** delimiter set of the tokenizer (chunker's delimitersFromTokenizerJson / delimitersFromVocabulary) */
+  delimiters: DelimiterSet;
+  /** chunker bounds (chunker defaults when left out) */
+  minChunkLength?: number;
+  maxChunkLength?: number;
+  /** fixed cosine threshold τ instead of a budget */
+  threshold?: number;
+  /** GSC seed order, default 'position'; 'importance' needs windowImportance */
+  seedOrder?: SeedOrder;
+  /** GSC comparison, default 'seed' */
+  compareTo?: CompareTo;
+  /** a core's position: 'mean' (default, size-weighted) or 'first' */
+  positionMode?: PositionMode;
+  /** core means weighted by 'size' (default) or by observation-window 'importance' */
+  coreWeights?: 'size' | 'importance';
+  /** bound on the τ search steps per head (gsc-cluster's default when left out) */
+  maxSearchSteps?: number;
+  windowImportance?: Importance;
+}
+
+/** Options of every policy. Importance tables are [layer][kvHead] Float32Arrays of each head's current length. */
+export interface PolicyOptions {
+  full: ProtectionOptions & { budget?: Budget };
+  'streaming-llm': BudgetedOptions;
+  snapkv: BudgetedOptions & PooledScoreOptions & { windowImportance: Importance };
+  h2o: BudgetedOptions & { accumulatedImportance: Importance };
+  chunkkv: BudgetedOptions & { windowImportance: Importance; chunkLength?: number };
+  'merge-values': BudgetedOptions & PooledScoreOptions & { windowImportance: Importance };
+  semanticache: SemanticacheOptions;
+}
+
+export interface CompressionResult {
+  policy: PolicyName;
+  entriesBefore: number;
+  entriesAfter: number;
+  /**
+   * [layer][kvHead]: for every entry before compression, the index of the entry that now holds it (itself, the core
+   * it merged into, or the value-merge target), or -1 when evicted. Use it to carry accumulated mass forward.
+   */
+  remap: Int32Array[][];
+}
+
+function countEntries(cache: KVCache): number {
+  let total = 0;
+  for (let l = 0; l < cache.numLayers; l++) for (let h = 0; h < cache.numKvHeads; h++) total += cache.length(l, h);
+  return total;
+}
+
+function checkPooling(options: PooledScoreOptions): { pooling: Pooling; kernel: number } {
+  const pooling = options.pooling ?? DEFAULT_POOLING;
+  if (pooling !== 'max' && pooling !== 'avg' && pooling !== 'none') {
+    throw new TypeError(`pooling: expected 'max', 'avg' or 'none', got ${String(pooling)}`);
+  }
+  const kernel = options.poolKernel ?? DEFAULT_POOL_KERNEL;
+  if (!Number.isInteger(kernel) || kernel < 1 || kernel % 2 === 0) {
+    throw new RangeError(`poolKernel: expected an odd positive integer, got ${String(kernel)}`);
+  }
+  return { pooling, kernel };
+}
+
+function oneOf<T extends string>(name: string, value: unknown, allowed: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback;
+  if (!allowed.includes(value as T)) {
+    throw new TypeError(`${name}: expected ${allowed.map((a) => `'${a}'`).join(' or ')}, got ${String(value)}`);
+  }
+  return value as T;
+}
+
+function checkCount(name: string, value: unknown, fallback: number): number {
+  const count = checkNonNegativeInteger(name, value, fallback);
+  if (count < 1) throw new RangeError(`${name}: expected a positive integer, got 0`);
+  return count;
+}
+
+function checkSemanticache(cache: KVCache, options: SemanticacheOptions): SemanticacheSettings {
+  const { tokenIds, delimiters, threshold } = options;
+  if (tokenIds === null || typeof tokenIds !== 'object' || typeof tokenIds.length !== 'number') {
+    throw new TypeError('tokenIds: expected an array or typed array of the appended token ids');
+  }
+  if (tokenIds.length < cache.tokensSeen) {
+    throw new RangeError(`tokenIds: ${tokenIds.length} ids for ${cache.tokensSeen} appended tokens`);
+  }
+  if (delimiters === null || typeof delimiters !== 'object' || !(delimiters.flags instanceof Uint8Array)) {
+    throw new TypeError('delimiters: expected a DelimiterSet from @semanticache/chunker');
+  }
+  if (threshold !== undefined && options.budget !== undefined) {
+    throw new TypeError('semanticache: give either budget or threshold, not both');
+  }
+  if (threshold === undefined && options.budget === undefined) {
+    throw new TypeError('semanticache: budget (or a fixed threshold) is required');
+  }
+  if (threshold !== undefined && !(typeof threshold === 'number' && threshold >= -1 && threshold <= 1)) {
+    throw new RangeError(`threshold: expected a cosine in [-1, 1], got ${String(threshold)}`);
+  }
+  const seedOrder = oneOf<SeedOrder>('seedOrder', options.seedOrder, ['position', 'importance'], 'position');
+  const coreWeights = oneOf('coreWeights', options.coreWeights, ['size', 'importance'] as const, 'size');
+  if (seedOrder === 'importance' || coreWeights === 'importance') {
+    checkImportance('windowImportance', options.windowImportance, cache, 'semanticache');
+  }
+  return {
+    delimiters,
+    minChunkLength: options.minChunkLength,
+    maxChunkLength: options.maxChunkLength,
+    threshold,
+    seedOrder,
+    compareTo: oneOf<CompareTo>('compareTo', options.compareTo, ['seed', 'centroid'], 'seed'),
+    positionMode: oneOf<PositionMode>('positionMode', options.positionMode, ['mean', 'first'], 'mean'),
+    coreWeights,
+    maxSearchSteps:
+      options.maxSearchSteps === undefined ? undefined : checkCount('maxSearchSteps', options.maxSearchSteps, 1),
+  };
+}
+
+/**
+ * Compresses every layer × KV head of `cache` in place with one policy. All inputs are checked, and every head's
+ * budget against its protected entries, before anything changes.
+ */
+export function compress<P extends PolicyName>(
+  cache: KVCache,
+  policy: P,
+  options: PolicyOptions[P],
+): CompressionResult {
+  if (!POLICIES.includes(policy)) {
+    throw new TypeError(`policy: unknown '${String(policy)}'; expected one of ${POLICIES.join(', ')}`);
+  }
+  if (options === null || typeof options !== 'object') throw new TypeError('options: expected an object');
+  const entriesBefore = countEntries(cache);
+  const raw = options as Partial<PolicyOptions['semanticache']> &
+    Partial<PolicyOptions['snapkv']> &
+    Partial<PolicyOptions['h2o']> &
+    Partial<PolicyOptions['chunkkv']>;
+  const budget =
+    raw.budget === undefined && (policy === 'full' || policy === 'semanticache') ? undefined : checkBudget(raw.budget);
+
+  let run: (layer: number, plans: HeadPlan[]) => Int32Array[];
+  switch (policy) {
+    case 'full':
+      run = (_, plans) => plans.map((p) => identityRemap(p.length));
+      break;
+    case 'streaming-llm':
+      run = (layer, plans) => streamingLlm(cache, layer, plans);
+      break;
+    case 'snapkv':
+    case 'merge-values': {
+      const importance = checkImportance('windowImportance', raw.windowImportance, cache, policy);
+      const { pooling, kernel } = checkPooling(raw);
+      const impl = policy === 'snapkv' ? scoreTopK : mergeValues;
+      run = (layer, plans) => impl(cache, layer, plans, importance, pooling, kernel);
+      break;
+    }
+    case 'h2o': {
+      const importance = checkImportance('accumulatedImportance', raw.accumulatedImportance, cache, policy);
+      run = (layer, plans) => scoreTopK(cache, layer, plans, importance, 'none', 1);
+      break;
+    }
+    case 'chunkkv': {
+      const importance = checkImportance('windowImportance', raw.windowImportance, cache, policy);
+      const chunkLength = checkCount('chunkLength', raw.chunkLength, DEFAULT_CHUNK_LENGTH);
+      run = (layer, plans) => chunkKv(cache, layer, plans, importance, chunkLength);
+      break;
+    }
+    default: {
+      const settings = checkSemanticache(cache, raw as SemanticacheOptions);
+      const importance = raw.windowImportance;
+      const startsByTokens = new Map<number, Uint32Array>();
+      run = (layer, plans) => {
+        const tokens = cache.appendedTokens(layer);
+        let starts = startsByTokens.get(tokens);
+        if (!starts) {
+          starts = chunkStarts((raw as SemanticacheOptions).tokenIds, tokens, settings);
+          startsByTokens.set(tokens, starts);
+        }
+        return semanticache(cache, layer, plans, starts, settings, importance);
+      };
+    }
+  }
+
+  // full is the uncompressed reference: a budget given to it is checked but not applied
+  const plans = planHeads(cache, policy === 'full' ? undefined : budget, options);
+  if (policy === 'semanticache') {
+    plans.forEach((layerPlans, layer) => {
+      layerPlans.forEach((p, h) => {
+        if (p.keepMiddle === 0 && p.windowStart > p.sinkEnd) {
+          throw new BudgetError(
+            `budget: layer ${layer} head ${h} would keep only its protected entries; semanticache merges, so it ` +
+              'keeps at least one core for the compressible span',
+          );
+        }
+      });
+    });
+  }
+  const remap = plans.map((layerPlans, layer) => run(layer, layerPlans));
+  return { policy, entriesBefore, entriesAfter: countEntries(cache), remap };
+}
+
+/**
+ * Carries per-entry mass (e.g. H2O's accumulated attention) across a compression: entries that merged add up,
+ * evicted entries drop out. Returns a new [layer][kvHead] table matching the compressed cache.
+ */
+export function remapImportance(importance: Importance, result: CompressionResult, cache: KVCache): Importance {
+  return result.remap.map((heads, l) =>
+    heads.map((map, h) => {
+      const out = new Float32Array(cache.length(l, h));
+      const before = importance[l]?.[h];
+      if (!(before instanceof Float32Array) || before.length !== map.length) {
+        throw new RangeError(`importance[${l}][${h}]: expected ${map.length} entries (the head before compression)`);
+      }
+      for (let i = 0; i < map.length; i++) if (map[i] >= 0) out[map[i]] += before[i];
+      return out;
+    }),
+  );
+}

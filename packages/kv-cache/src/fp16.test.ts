@@ -1,0 +1,104 @@
+import { describe, expect, it } from 'vitest';
+import {
+  decodeFloat16Run,
+  float16BitsToFloat32,
+  float16BitsToFloat32Array,
+  float32ArrayToFloat16Bits,
+  float32ToFloat16Bits,
+} from './fp16.js';
+import { rng } from './test-support.js';
+
+const f32 = (x: number) => Math.fround(x);
+
+describe('fp16 conversion', () => {
+  it('encodes landmarks exactly', () => {
+    expect(float32ToFloat16Bits(0)).toBe(0x0000);
+    expect(float32ToFloat16Bits(-0)).toBe(0x8000);
+    expect(float32ToFloat16Bits(1)).toBe(0x3c00);
+    expect(float32ToFloat16Bits(-2)).toBe(0xc000);
+    expect(float32ToFloat16Bits(65504)).toBe(0x7bff); // largest finite
+    expect(float32ToFloat16Bits(2 ** -14)).toBe(0x0400); // smallest normal
+    expect(float32ToFloat16Bits(2 ** -24)).toBe(0x0001); // smallest subnormal
+    expect(float32ToFloat16Bits(1023 * 2 ** -24)).toBe(0x03ff); // largest subnormal
+    expect(float32ToFloat16Bits(Number.POSITIVE_INFINITY)).toBe(0x7c00);
+    expect(float32ToFloat16Bits(Number.NEGATIVE_INFINITY)).toBe(0xfc00);
+  });
+
+  it('rounds to nearest, ties to even, in normal and subnormal range', () => {
+    expect(float32ToFloat16Bits(1 + 2 ** -11)).toBe(0x3c00); // tie, even stays
+    expect(float32ToFloat16Bits(1 + 3 * 2 ** -11)).toBe(0x3c02); // tie, odd rounds up
+    expect(float32ToFloat16Bits(f32(1 + 2 ** -11 + 2 ** -20))).toBe(0x3c01); // above the tie
+    expect(float32ToFloat16Bits(2 ** -25)).toBe(0x0000); // tie between 0 and 2^-24 → 0
+    expect(float32ToFloat16Bits(f32(2 ** -25 * (1 + 2 ** -20)))).toBe(0x0001);
+    expect(float32ToFloat16Bits(3 * 2 ** -25)).toBe(0x0002); // tie between 1 and 2 ulps → 2
+    expect(float32ToFloat16Bits(2 ** -26)).toBe(0x0000);
+    expect(float32ToFloat16Bits(-(2 ** -30))).toBe(0x8000); // underflow keeps the sign
+    expect(float32ToFloat16Bits(1.401298464324817e-45)).toBe(0x0000); // fp32 subnormal
+    expect(float32ToFloat16Bits(1023.5 * 2 ** -24)).toBe(0x0400); // carries into the smallest normal
+    expect(float32ToFloat16Bits(65519)).toBe(0x7bff); // below the midpoint to 2^16
+    expect(float32ToFloat16Bits(65520)).toBe(0x7c00); // midpoint: ties to even = inf
+    expect(float32ToFloat16Bits(1e10)).toBe(0x7c00);
+  });
+
+  it('keeps NaN a NaN (never inf), with its sign', () => {
+    for (const bits of [0x7fc00000, 0x7f800001, 0xffc00000, 0x7f800100]) {
+      const x = new Float32Array(new Uint32Array([bits]).buffer)[0];
+      const h = float32ToFloat16Bits(x);
+      expect((h & 0x7c00) === 0x7c00 && (h & 0x3ff) !== 0).toBe(true);
+      expect(Number.isNaN(float16BitsToFloat32(h))).toBe(true);
+      expect(h >>> 15).toBe(bits >>> 31);
+    }
+  });
+
+  it('decodes every bit pattern and re-encodes it unchanged (NaNs stay NaN)', () => {
+    const all = Uint16Array.from({ length: 65536 }, (_, i) => i);
+    const decoded = float16BitsToFloat32Array(all);
+    const again = float32ArrayToFloat16Bits(decoded);
+    for (let h = 0; h < 65536; h++) {
+      const nanPattern = (h & 0x7c00) === 0x7c00 && (h & 0x3ff) !== 0;
+      if (nanPattern) expect(Number.isNaN(decoded[h])).toBe(true);
+      else expect(again[h]).toBe(h);
+    }
+    expect(float16BitsToFloat32(0x0001)).toBe(2 ** -24);
+    expect(float16BitsToFloat32(0x3555)).toBe(f32(0.333251953125));
+    expect(Object.is(float16BitsToFloat32(0x8000), -0)).toBe(true);
+  });
+
+  it('bulk decoding matches the scalar decoder bit for bit (NaN stays NaN), at any offsets', () => {
+    const all = Uint16Array.from({ length: 65536 }, (_, i) => i);
+    const bulk = new Float32Array(65536 + 3);
+    decodeFloat16Run(all, 0, bulk, 3, 65536);
+    const scalar = new Uint32Array(Float32Array.from(all, (h) => float16BitsToFloat32(h)).buffer);
+    const shifted = new Uint32Array(bulk.buffer, 12);
+    const whole = new Uint32Array(float16BitsToFloat32Array(all).buffer);
+    let mismatches = 0;
+    for (let h = 0; h < 65536; h++) {
+      // a NaN's payload may be quieted on its way through a JS number, so NaN patterns only need to stay NaN
+      const nanPattern = (h & 0x7c00) === 0x7c00 && (h & 0x3ff) !== 0;
+      if (nanPattern) {
+        if (!Number.isNaN(bulk[3 + h])) mismatches++;
+      } else if (shifted[h] !== scalar[h] || whole[h] !== scalar[h]) mismatches++;
+    }
+    expect(mismatches).toBe(0);
+  });
+
+  it('picks the nearest fp16 for random fp32 values across the range', () => {
+    const random = rng(7);
+    for (let t = 0; t < 20000; t++) {
+      const x = f32((random() - 0.5) * 2 ** (Math.floor(random() * 44) - 28));
+      const h = float32ToFloat16Bits(x);
+      const y = float16BitsToFloat32(h);
+      if (Math.abs(x) > 65520) continue;
+      // neighbours in magnitude: the value one ulp below and one above
+      const up = float16BitsToFloat32((h & 0x7fff) === 0x7c00 ? h : h + 1);
+      const down = (h & 0x7fff) === 0 ? y : float16BitsToFloat32(h - 1);
+      expect(Math.abs(x - y)).toBeLessThanOrEqual(Math.abs(x - up));
+      expect(Math.abs(x - y)).toBeLessThanOrEqual(Math.abs(x - down));
+    }
+  });
+
+  it('rejects a short destination', () => {
+    expect(() => float32ArrayToFloat16Bits(new Float32Array(4), new Uint16Array(3))).toThrow(RangeError);
+    expect(() => float16BitsToFloat32Array(new Uint16Array(4), new Float32Array(2))).toThrow(RangeError);
+  });
+});

@@ -1,0 +1,163 @@
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import type { ModelConfig } from './config.js';
+import { ModelLoadError } from './errors.js';
+import { concatRows, type LayerWeights, type ModelWeights } from './weights.js';
+
+const V1_MAGIC = 0x616b3432; // "ak42"
+const V1_HEADER_BYTES = 256;
+
+/**
+ * Loads a llama2.c `.bin` checkpoint (legacy version 0 or version 1, fp32). q/k rows are permuted from llama2.c's
+ * interleaved RoPE pairs to the HF "rotate half" layout, so one RoPE implementation serves both formats.
+ */
+export function loadLlama2cCheckpoint(file: string): { config: ModelConfig; weights: ModelWeights } {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch (cause) {
+    throw new ModelLoadError('cannot read llama2.c checkpoint', { file, cause });
+  }
+  try {
+    return readCheckpoint(file, fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function readCheckpoint(file: string, fd: number): { config: ModelConfig; weights: ModelWeights } {
+  const fileBytes = fstatSync(fd).size;
+  const bytes = Buffer.alloc(Math.min(V1_HEADER_BYTES, fileBytes));
+  readSync(fd, bytes, 0, bytes.length, 0);
+  if (bytes.length < 28) throw new ModelLoadError(`file is ${bytes.length} bytes, too short for a header`, { file });
+  const version = bytes.readUInt32LE(0) === V1_MAGIC ? bytes.readInt32LE(4) : 0;
+  if (version !== 0 && version !== 1) {
+    throw new ModelLoadError(`unsupported llama2.c checkpoint version ${version} (supported: 0, 1)`, { file });
+  }
+  const headerAt = version === 1 ? 8 : 0;
+  const [dim, hiddenDim, nLayers, nHeads, nKvHeads, rawVocab, seqLen] = Array.from({ length: 7 }, (_, i) =>
+    bytes.readInt32LE(headerAt + 4 * i),
+  );
+  const vocab = Math.abs(rawVocab);
+  const shared = version === 1 ? bytes.readUInt8(36) === 1 : rawVocab > 0;
+  for (const [name, v] of Object.entries({ dim, hiddenDim, nLayers, nHeads, nKvHeads, vocab, seqLen })) {
+    if (!(v > 0)) throw new ModelLoadError(`header field ${name} = ${v} is not positive`, { file });
+  }
+  if (dim % nHeads !== 0 || nHeads % nKvHeads !== 0 || (dim / nHeads) % 2 !== 0) {
+    throw new ModelLoadError(`inconsistent header: dim ${dim}, n_heads ${nHeads}, n_kv_heads ${nKvHeads}`, { file });
+  }
+  const headSize = dim / nHeads;
+  const kvDim = nKvHeads * headSize;
+  const L = nLayers;
+  const sizes = {
+    embed: vocab * dim,
+    rmsAtt: L * dim,
+    wq: L * dim * dim,
+    wk: L * kvDim * dim,
+    wv: L * kvDim * dim,
+    wo: L * dim * dim,
+    rmsFfn: L * dim,
+    w1: L * hiddenDim * dim,
+    w2: L * dim * hiddenDim,
+    w3: L * hiddenDim * dim,
+    rmsFinal: dim,
+    freqCis: version === 0 ? seqLen * headSize : 0, // legacy real + imag tables, unused
+    wcls: shared ? 0 : vocab * dim,
+  };
+  const dataStart = version === 1 ? V1_HEADER_BYTES : 28;
+  const floats = Object.values(sizes).reduce((a, b) => a + b, 0);
+  if (fileBytes !== dataStart + 4 * floats) {
+    throw new ModelLoadError(
+      `file is ${fileBytes} bytes but the header (dim ${dim}, layers ${L}, vocab ${vocab}, shared classifier ${shared}) implies ${dataStart + 4 * floats}`,
+      { file },
+    );
+  }
+  // Each tensor is read into its own aligned array (version 0 data starts at offset 28; files may exceed 2 GiB).
+  let at = dataStart;
+  const take = (n: number) => {
+    const out = new Float32Array(n);
+    const view = new Uint8Array(out.buffer);
+    for (let done = 0; done < view.length; ) {
+      const got = readSync(fd, view, done, Math.min(view.length - done, 1 << 30), at + done);
+      if (got <= 0) throw new ModelLoadError('unexpected end of file', { file });
+      done += got;
+    }
+    at += 4 * n;
+    return out;
+  };
+  const order: (keyof typeof sizes)[] =
+    version === 1
+      ? ['rmsAtt', 'rmsFfn', 'rmsFinal', 'embed', 'wq', 'wk', 'wv', 'wo', 'w1', 'w2', 'w3', 'wcls']
+      : ['embed', 'rmsAtt', 'wq', 'wk', 'wv', 'wo', 'rmsFfn', 'w1', 'w2', 'w3', 'rmsFinal', 'freqCis', 'wcls'];
+  const t = {} as Record<keyof typeof sizes, Float32Array>;
+  for (const key of order) {
+    if (key === 'freqCis')
+      at += 4 * sizes.freqCis; // legacy RoPE tables: RoPE is computed in the graph
+    else t[key] = take(sizes[key]);
+  }
+  for (const [name, arr] of Object.entries(t)) {
+    for (let i = 0; i < arr.length; i++) {
+      if (!Number.isFinite(arr[i]))
+        throw new ModelLoadError(`non-finite value at element ${i}`, { file, tensor: name });
+    }
+  }
+
+  const layers: LayerWeights[] = [];
+  const per = (a: Float32Array, l: number, n: number) => a.slice(l * n, (l + 1) * n);
+  for (let l = 0; l < L; l++) {
+    layers.push({
+      inputNorm: per(t.rmsAtt, l, dim),
+      qkv: concatRows([
+        toRotateHalf(per(t.wq, l, dim * dim), nHeads, headSize, dim),
+        toRotateHalf(per(t.wk, l, kvDim * dim), nKvHeads, headSize, dim),
+        per(t.wv, l, kvDim * dim),
+      ]),
+      qkvBias: undefined,
+      o: per(t.wo, l, dim * dim),
+      oBias: undefined,
+      postNorm: per(t.rmsFfn, l, dim),
+      gateUp: concatRows([per(t.w1, l, hiddenDim * dim), per(t.w3, l, hiddenDim * dim)]),
+      gateUpBias: undefined,
+      down: per(t.w2, l, dim * hiddenDim),
+      downBias: undefined,
+    });
+  }
+  const embed = t.embed;
+  const config: ModelConfig = {
+    architecture: 'llama2c',
+    vocabSize: vocab,
+    hiddenSize: dim,
+    intermediateSize: hiddenDim,
+    numLayers: L,
+    numHeads: nHeads,
+    numKvHeads: nKvHeads,
+    headDim: headSize,
+    rmsNormEps: 1e-5,
+    maxContext: seqLen,
+    tieWordEmbeddings: shared,
+    qkvBias: false,
+    oBias: false,
+    mlpBias: false,
+    rope: { type: 'default', theta: 10000 },
+    bosTokenId: 1,
+    // run.c ends a story when BOS is sampled: stories are delimited by BOS in training.
+    eosTokenIds: [1],
+  };
+  return {
+    config,
+    weights: { embed, layers, finalNorm: t.rmsFinal, lmHead: shared ? embed : t.wcls },
+  };
+}
+
+/** Rows of each head reordered from interleaved pairs (2j, 2j+1) to halves (j, j + d/2). */
+function toRotateHalf(w: Float32Array, heads: number, headSize: number, cols: number): Float32Array {
+  const out = new Float32Array(w.length);
+  const half = headSize / 2;
+  for (let h = 0; h < heads; h++) {
+    for (let j = 0; j < half; j++) {
+      const base = h * headSize;
+      out.set(w.subarray((base + 2 * j) * cols, (base + 2 * j + 1) * cols), (base + j) * cols);
+      out.set(w.subarray((base + 2 * j + 1) * cols, (base + 2 * j + 2) * cols), (base + half + j) * cols);
+    }
+  }
+  return out;
+}

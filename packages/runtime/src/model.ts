@@ -1,0 +1,138 @@
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import type { DelimiterLevel, DelimiterSet } from '@semanticache/chunker';
+import type { AttentionKernel } from './attention.js';
+import { referenceAttention } from './attention.js';
+import { type ModelConfig, parseHfConfig } from './config.js';
+import { Engine } from './engine.js';
+import { DisposedError, ModelLoadError } from './errors.js';
+import { loadLlama2cCheckpoint } from './llama2c.js';
+import { Session, type SessionOptions } from './session.js';
+import { HfTextTokenizer, Llama2cTokenizer, type TextTokenizer } from './tokenizer.js';
+import { loadHfWeights, type ModelWeights } from './weights.js';
+
+export interface LoadModelOptions {
+  /** llama2.c checkpoints: the `tokenizer.bin` to use (default: `tok<vocab>.bin` or `tokenizer.bin` next to it). */
+  tokenizerPath?: string;
+  /** ORT intra-op threads per session run (default 1). */
+  intraOpThreads?: number;
+  /** Let ORT threads spin between runs (default false). */
+  allowSpinning?: boolean;
+  /** 'int4' quantizes the q/k/v/o, MLP and LM-head matrices to 4-bit blocks of 32 at load (default 'float32'). */
+  weightFormat?: 'float32' | 'int4';
+  /** Fuse post-attention(l-1) with pre-attention(l) in one ORT graph (default true). */
+  fuseLayers?: boolean;
+  /** `native` (the proportional-attention addon, default) or `reference` (plain TypeScript, slow, exact). */
+  attention?: 'native' | 'reference';
+}
+
+function readJsonFile(file: string): unknown {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8'));
+  } catch (cause) {
+    throw new ModelLoadError(`cannot read JSON: ${(cause as Error).message}`, { file, cause });
+  }
+}
+
+async function loadNativeKernel(): Promise<AttentionKernel> {
+  let mod: typeof import('@semanticache/proportional-attention');
+  try {
+    mod = await import('@semanticache/proportional-attention');
+  } catch (cause) {
+    throw new ModelLoadError(
+      'the native attention kernel (@semanticache/proportional-attention) cannot be loaded; ' +
+        "build it, or pass { attention: 'reference' }",
+      { cause },
+    );
+  }
+  return { prefill: (args) => mod.prefill(args) };
+}
+
+/** A loaded checkpoint: config, tokenizer and the ORT sessions; sessions hold the per-conversation caches. */
+export class Model {
+  private disposed = false;
+
+  /** @internal use {@link loadModel} */
+  constructor(
+    readonly config: ModelConfig,
+    readonly tokenizer: TextTokenizer | undefined,
+    readonly source: string,
+    readonly attentionBackend: 'native' | 'reference',
+    /** @internal */ readonly engine: Engine,
+    /** @internal */ readonly kernel: AttentionKernel,
+  ) {}
+
+  /** The tokenizer's delimiter set at `level` (what the semanticache policy chunks by). */
+  delimiters(level: DelimiterLevel = 'sentence'): DelimiterSet {
+    if (!this.tokenizer) throw new TypeError('delimiters: this model has no tokenizer; pass policy.options.delimiters');
+    return this.tokenizer.delimiters(level);
+  }
+
+  createSession(options: SessionOptions = {}): Session {
+    this.assertLive();
+    return new Session(this, options);
+  }
+
+  /** @internal */
+  assertLive(): void {
+    if (this.disposed) throw new DisposedError('the model has been disposed');
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    await this.engine.dispose();
+  }
+}
+
+/**
+ * Loads an HF checkpoint folder (config.json, model.safetensors or sharded + index, tokenizer.json) or a llama2.c
+ * `.bin` file (with its `tok*.bin` tokenizer).
+ */
+export async function loadModel(pathOrDir: string, options: LoadModelOptions = {}): Promise<Model> {
+  if (typeof pathOrDir !== 'string' || pathOrDir.length === 0) {
+    throw new TypeError('pathOrDir must be a non-empty string');
+  }
+  const attention = options.attention ?? 'native';
+  if (attention !== 'native' && attention !== 'reference') {
+    throw new TypeError(`attention: expected 'native' or 'reference', got ${String(attention)}`);
+  }
+  if (!existsSync(pathOrDir)) throw new ModelLoadError('no such file or directory', { file: pathOrDir });
+  let config: ModelConfig;
+  let weights: ModelWeights;
+  let tokenizer: TextTokenizer | undefined;
+  if (statSync(pathOrDir).isDirectory()) {
+    const configPath = path.join(pathOrDir, 'config.json');
+    if (!existsSync(configPath)) throw new ModelLoadError('config.json not found', { file: configPath });
+    const genPath = path.join(pathOrDir, 'generation_config.json');
+    config = parseHfConfig(
+      readJsonFile(configPath),
+      configPath,
+      existsSync(genPath) ? readJsonFile(genPath) : undefined,
+    );
+    weights = loadHfWeights(pathOrDir, config);
+    const tokPath = path.join(pathOrDir, 'tokenizer.json');
+    if (existsSync(tokPath)) {
+      const tokConfigPath = path.join(pathOrDir, 'tokenizer_config.json');
+      tokenizer = HfTextTokenizer.fromFiles(tokPath, existsSync(tokConfigPath) ? tokConfigPath : undefined);
+    }
+  } else if (pathOrDir.endsWith('.bin')) {
+    ({ config, weights } = loadLlama2cCheckpoint(pathOrDir));
+    const dir = path.dirname(pathOrDir);
+    const tokPath =
+      options.tokenizerPath ??
+      [`tok${config.vocabSize}.bin`, 'tokenizer.bin'].map((f) => path.join(dir, f)).find((f) => existsSync(f));
+    if (tokPath) tokenizer = new Llama2cTokenizer(tokPath, config.vocabSize);
+  } else {
+    throw new ModelLoadError('expected an HF checkpoint folder or a llama2.c .bin file', { file: pathOrDir });
+  }
+  if (tokenizer && tokenizer.vocabSize > config.vocabSize) {
+    throw new ModelLoadError(
+      `tokenizer has ${tokenizer.vocabSize} ids but the model's vocabulary is ${config.vocabSize}`,
+      { file: pathOrDir },
+    );
+  }
+  const kernel = attention === 'native' ? await loadNativeKernel() : referenceAttention;
+  const engine = await Engine.create(config, weights, options);
+  return new Model(config, tokenizer, pathOrDir, attention, engine, kernel);
+}

@@ -1,0 +1,73 @@
+import type { DelimiterLevel, DelimiterSet } from '@semanticache/chunker';
+import { type Budget, type DecodeTrigger, POLICIES, type PolicyName, type PolicyOptions } from '@semanticache/kv-cache';
+
+type SuppliedByRuntime = 'budget' | 'tokenIds' | 'delimiters' | 'windowImportance' | 'accumulatedImportance';
+
+/** Policy-specific knobs of `@semanticache/kv-cache`'s `compress`, minus what the session supplies itself. */
+export type PolicyKnobs<P extends PolicyName> = Omit<PolicyOptions[P], SuppliedByRuntime> &
+  (P extends 'semanticache'
+    ? {
+        /** Delimiter set; default: built from the model's tokenizer at `delimiterLevel`. */
+        delimiters?: DelimiterSet;
+        /** Default 'sentence'. */
+        delimiterLevel?: DelimiterLevel;
+      }
+    : unknown);
+
+/** A cache policy: which `compress` policy, how much to keep, and its knobs. */
+export type CachePolicy = {
+  [P in PolicyName]: { name: P; budget?: Budget; options?: PolicyKnobs<P> };
+}[PolicyName];
+
+/**
+ * When the session compresses: `'prefill'` once after every prefill (the prompt), `'manual'` only on
+ * `session.compress()`, or `{ maxEntries, targetEntries? }` whenever a head outgrows maxEntries (after prefill and
+ * during decode), back down to targetEntries (default ¾ of maxEntries).
+ */
+export type CompressTrigger = 'prefill' | 'manual' | DecodeTrigger;
+
+/** Which attention-mass tables a policy reads. */
+export function importanceNeeds(policy: CachePolicy): { window: boolean; accumulated: boolean } {
+  const o = (policy.options ?? {}) as { seedOrder?: string; coreWeights?: string };
+  const window =
+    policy.name === 'snapkv' ||
+    policy.name === 'merge-values' ||
+    policy.name === 'chunkkv' ||
+    (policy.name === 'semanticache' && (o.seedOrder === 'importance' || o.coreWeights === 'importance'));
+  return { window, accumulated: policy.name === 'h2o' };
+}
+
+export function checkPolicy(policy: unknown, name = 'policy'): CachePolicy {
+  if (policy === null || typeof policy !== 'object')
+    throw new TypeError(`${name}: expected { name, budget?, options? }`);
+  const p = policy as CachePolicy;
+  if (!POLICIES.includes(p.name)) {
+    throw new TypeError(`${name}.name: expected one of ${POLICIES.join(', ')}, got ${String(p.name)}`);
+  }
+  if (p.budget !== undefined) {
+    const b = p.budget as { ratio?: unknown; maxEntries?: unknown };
+    const ratioOk = typeof b.ratio === 'number' && b.ratio >= 0 && b.ratio < 1 && b.maxEntries === undefined;
+    const maxOk = Number.isInteger(b.maxEntries) && (b.maxEntries as number) >= 1 && b.ratio === undefined;
+    if (!ratioOk && !maxOk) {
+      throw new RangeError(
+        `${name}.budget: expected { ratio } in [0, 1) or { maxEntries } ≥ 1, got ${JSON.stringify(b)}`,
+      );
+    }
+  }
+  if (p.options !== undefined && (p.options === null || typeof p.options !== 'object')) {
+    throw new TypeError(`${name}.options: expected an object`);
+  }
+  return p;
+}
+
+export function checkTrigger(trigger: unknown): CompressTrigger {
+  if (trigger === 'prefill' || trigger === 'manual') return trigger;
+  if (trigger !== null && typeof trigger === 'object') {
+    const t = trigger as DecodeTrigger;
+    if (!Number.isInteger(t.maxEntries) || t.maxEntries < 1) {
+      throw new RangeError(`compressTrigger.maxEntries: expected a positive integer, got ${String(t.maxEntries)}`);
+    }
+    return t;
+  }
+  throw new TypeError(`compressTrigger: expected 'prefill', 'manual' or { maxEntries }, got ${String(trigger)}`);
+}

@@ -1,0 +1,247 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { SessionBusyError } from './errors.js';
+import { loadModel, type Model } from './model.js';
+import type { CachePolicy } from './policy.js';
+import type { GenerateOptions, Session } from './session.js';
+import { demoDir, maxAbsDiff, repoRoot, storiesDir } from './test-support.js';
+
+const corpus = readFileSync(path.join(repoRoot, 'packages', 'runtime', 'bench', 'corpus.txt'), 'utf8');
+
+async function collect(session: Session, prompt: string | number[], options: GenerateOptions) {
+  const ids: number[] = [];
+  let text = '';
+  for await (const ev of session.generate(prompt, options)) {
+    ids.push(ev.tokenId);
+    text += ev.text;
+  }
+  return { ids, text, finishReason: session.lastFinishReason };
+}
+
+let model: Model;
+let prompt: number[]; // ~600 tokens of real prose
+beforeAll(async () => {
+  model = await loadModel(demoDir);
+  prompt = model.tokenizer!.encode(corpus.slice(3000, 5400));
+});
+afterAll(() => model.dispose());
+
+describe('forward pass', () => {
+  test('native kernel matches the TypeScript reference attention; fp16 cache stays close', async () => {
+    const reference = await loadModel(demoDir, { attention: 'reference' });
+    const ids = prompt.slice(0, 300);
+    const a = await model.createSession({ prefillBlock: 128 }).prefill(ids);
+    const b = await reference.createSession({ prefillBlock: 128 }).prefill(ids);
+    expect(maxAbsDiff(a, b)).toBeLessThan(1e-4);
+    const half = await model.createSession({ cacheDtype: 'float16' }).prefill(ids);
+    expect(maxAbsDiff(a, half)).toBeLessThan(1e-2); // measured 1.4e-3
+    await reference.dispose();
+  });
+
+  test('block size does not change the result; decodeStep continues a prefill exactly', async () => {
+    const ids = prompt.slice(0, 200);
+    const whole = await model.createSession({ prefillBlock: 512 }).prefill(ids);
+    const blocks = await model.createSession({ prefillBlock: 37 }).prefill(ids);
+    expect(maxAbsDiff(whole, blocks)).toBeLessThan(1e-4);
+    const stepwise = model.createSession();
+    await stepwise.prefill(ids.slice(0, 199));
+    expect(maxAbsDiff(await stepwise.decodeStep(ids[199]), whole)).toBeLessThan(1e-4);
+    expect(stepwise.position).toBe(200);
+  });
+});
+
+describe('generation', () => {
+  test('multi-turn: the cache is kept between turns and equals feeding everything at once', async () => {
+    const s = model.createSession();
+    const first = await collect(s, prompt.slice(0, 100), { maxTokens: 8, temperature: 0, ignoreEos: true });
+    const second = await collect(s, prompt.slice(100, 140), { maxTokens: 8, temperature: 0, ignoreEos: true });
+    const one = model.createSession();
+    const all = [...prompt.slice(0, 100), ...first.ids, ...prompt.slice(100, 140)];
+    const again = await collect(one, all, { maxTokens: 8, temperature: 0, ignoreEos: true });
+    expect(second.ids).toEqual(again.ids);
+    expect(s.position).toBe(one.position);
+  });
+
+  test('seeded sampling is reproducible; different seeds differ; top-k 1 is greedy', async () => {
+    const opts = { maxTokens: 24, temperature: 1, topP: 0.9, seed: 7, ignoreEos: true };
+    const a = await collect(model.createSession(), prompt.slice(0, 64), opts);
+    const b = await collect(model.createSession(), prompt.slice(0, 64), opts);
+    const c = await collect(model.createSession(), prompt.slice(0, 64), { ...opts, seed: 8 });
+    expect(a.ids).toEqual(b.ids);
+    expect(a.ids).not.toEqual(c.ids);
+    const greedy = await collect(model.createSession(), prompt.slice(0, 64), { maxTokens: 12, temperature: 0 });
+    const topK1 = await collect(model.createSession(), prompt.slice(0, 64), {
+      maxTokens: 12,
+      temperature: 1.5,
+      topK: 1,
+      seed: 3,
+    });
+    expect(topK1.ids).toEqual(greedy.ids);
+  });
+
+  test('text events add up to the decoded ids; stop strings cut the text; stop ids end the stream', async () => {
+    const tok = model.tokenizer!;
+    const free = await collect(model.createSession(), 'The old man walked slowly', {
+      maxTokens: 40,
+      temperature: 0,
+      ignoreEos: true,
+    });
+    expect(free.text).toBe(tok.decode(free.ids));
+    expect(free.finishReason).toBe('length');
+    // stop at a word the free run produced
+    const word = free.text.trim().split(/\s+/)[3];
+    const stopped = await collect(model.createSession(), 'The old man walked slowly', {
+      maxTokens: 40,
+      temperature: 0,
+      stop: [word],
+    });
+    expect(stopped.finishReason).toBe('stop');
+    expect(stopped.text).toBe(free.text.slice(0, free.text.indexOf(word)));
+    const byId = await collect(model.createSession(), 'The old man walked slowly', {
+      maxTokens: 40,
+      temperature: 0,
+      stop: [free.ids[5]],
+    });
+    expect(byId.finishReason).toBe('stop');
+    expect(byId.ids).toEqual(free.ids.slice(0, 6));
+  });
+
+  test('an abort signal ends the stream', async () => {
+    const controller = new AbortController();
+    const s = model.createSession();
+    let n = 0;
+    for await (const _ of s.generate(prompt.slice(0, 32), {
+      maxTokens: 100,
+      temperature: 0,
+      signal: controller.signal,
+    })) {
+      if (++n === 3) controller.abort();
+    }
+    expect(n).toBe(3);
+    expect(s.lastFinishReason).toBe('abort');
+    // the session is usable afterwards
+    const more = await collect(s, [], { maxTokens: 2, temperature: 0 });
+    expect(more.ids.length).toBeGreaterThan(0);
+  });
+
+  test('a second call while generating is refused', async () => {
+    const s = model.createSession();
+    const it = s.generate(prompt.slice(0, 16), { maxTokens: 4, temperature: 0 });
+    await it.next();
+    await expect(s.decodeStep(5)).rejects.toThrow(SessionBusyError);
+    await it.return(undefined);
+    await expect(s.decodeStep(5)).resolves.toBeInstanceOf(Float32Array);
+  });
+
+  test('multi-byte UTF-8 split over byte-fallback tokens streams as whole characters', async () => {
+    const stories = await loadModel(path.join(storiesDir, 'stories260K.bin'));
+    const tok = stories.tokenizer!;
+    const ids = tok.encode('Tom saw a 😀 and a café.');
+    expect(ids.filter((id) => id >= 3 && id < 259).length).toBeGreaterThanOrEqual(4); // emoji as 4 byte tokens
+    const { StreamDecoder } = await import('./tokenizer.js');
+    const stream = new StreamDecoder(tok, ids.slice(0, 1));
+    const parts = ids.slice(1).map((id) => stream.push(id));
+    expect(parts.join('')).toBe('Tom saw a 😀 and a café.');
+    expect(parts.some((p) => p.includes('\uFFFD'))).toBe(false);
+    await stories.dispose();
+  });
+});
+
+describe('cache policies', () => {
+  const greedy = { maxTokens: 24, temperature: 0, ignoreEos: true };
+
+  test('semanticache with τ = 1 reproduces the full-cache token stream exactly', async () => {
+    const full = await collect(model.createSession(), prompt, greedy);
+    const s = model.createSession({ policy: { name: 'semanticache', options: { threshold: 1 } } });
+    const tau1 = await collect(s, prompt, greedy);
+    expect(tau1.ids).toEqual(full.ids);
+    expect(s.stats().compressions).toBe(1);
+  });
+
+  test('semanticache at ratio 0.75 removes ¾ of the compressible entries; positions keep counting', async () => {
+    const s = model.createSession({ policy: { name: 'semanticache', budget: { ratio: 0.75 } } });
+    await s.prefill(prompt);
+    const st = s.stats();
+    const n = prompt.length;
+    for (const e of st.entries) expect(e).toBeLessThanOrEqual(Math.floor(n * 0.25) + 1);
+    expect(st.position).toBe(n);
+    expect(st.bytes.current).toBeLessThan(0.3 * st.bytes.full);
+    const before = s.stats().entries[0];
+    await s.decodeStep(5);
+    expect(s.stats().entries[0]).toBe(before + 1);
+    expect(s.position).toBe(n + 1);
+    // the compressed model still predicts the continuation far better than chance (ln 8192 ≈ 9.0)
+    const next = model.tokenizer!.encode(corpus.slice(5400, 5800));
+    const { nll } = await s.score(next);
+    expect(nll).toBeLessThan(6);
+  });
+
+  const withImportance: CachePolicy[] = [
+    { name: 'snapkv', budget: { ratio: 0.5 } },
+    { name: 'h2o', budget: { ratio: 0.5 } },
+    { name: 'chunkkv', budget: { ratio: 0.5 } },
+    { name: 'merge-values', budget: { ratio: 0.5 } },
+    { name: 'streaming-llm', budget: { ratio: 0.5 } },
+    { name: 'semanticache', budget: { ratio: 0.5 }, options: { seedOrder: 'importance', coreWeights: 'importance' } },
+  ];
+  for (const policy of withImportance) {
+    test(`${policy.name}${policy.options ? ' (importance seeds)' : ''}: attention mass collected, budget met`, async () => {
+      const s = model.createSession({ policy });
+      await s.prefill(prompt);
+      const half = Math.floor(prompt.length * 0.5);
+      for (const e of s.stats().entries) expect(e).toBeLessThanOrEqual(half);
+      const out = await collect(s, [], { maxTokens: 4, temperature: 0, ignoreEos: true });
+      expect(out.ids.length).toBe(4);
+    });
+  }
+
+  test('decode-time trigger keeps every head at most maxEntries', async () => {
+    const s = model.createSession({
+      policy: { name: 'snapkv' },
+      compressTrigger: { maxEntries: 200, targetEntries: 150 },
+    });
+    await s.prefill(prompt.slice(0, 180));
+    expect(s.stats().compressions).toBe(0);
+    await collect(s, [], { maxTokens: 40, temperature: 0, ignoreEos: true });
+    expect(s.stats().compressions).toBeGreaterThan(0);
+    for (const e of s.stats().entries) expect(e).toBeLessThanOrEqual(200);
+    expect(s.position).toBe(180 + 40 - 1); // the last sampled token is pending, not fed
+  });
+
+  test('invalid policies are refused up front', () => {
+    expect(() => model.createSession({ policy: { name: 'nope' } as never })).toThrow(TypeError);
+    expect(() => model.createSession({ policy: { name: 'snapkv' } })).toThrow(/needs a budget/);
+    expect(() => model.createSession({ policy: { name: 'h2o', budget: { ratio: 1 } } })).toThrow(RangeError);
+    expect(() => model.createSession({ compressTrigger: { maxEntries: 0 } })).toThrow(RangeError);
+  });
+});
+
+describe('snapshots', () => {
+  test('a restored session continues exactly like the original', async () => {
+    const policy: CachePolicy = { name: 'h2o', budget: { ratio: 0.5 } };
+    const s = model.createSession({ policy });
+    await collect(s, prompt.slice(0, 300), { maxTokens: 5, temperature: 0, ignoreEos: true });
+    const bytes = s.snapshot();
+    const { Session } = await import('./session.js');
+    const restored = Session.restore(model, bytes, { policy });
+    expect(restored.position).toBe(s.position);
+    const a = await collect(s, prompt.slice(300, 340), { maxTokens: 10, temperature: 0, ignoreEos: true });
+    const b = await collect(restored, prompt.slice(300, 340), { maxTokens: 10, temperature: 0, ignoreEos: true });
+    expect(b.ids).toEqual(a.ids);
+    const corrupt = bytes.slice();
+    corrupt[0] ^= 0xff;
+    expect(() => Session.restore(model, corrupt)).toThrow(/bad-magic/);
+    expect(() => Session.restore(model, bytes.subarray(0, bytes.length - 10))).toThrow(/snapshot rejected/);
+  });
+});
+
+describe('context window', () => {
+  test('a prompt longer than max_position_embeddings is refused before any work', async () => {
+    const s = model.createSession();
+    const long = new Array(8193).fill(100);
+    const it = s.generate(long, { maxTokens: 1 });
+    await expect(it.next()).rejects.toThrow(/context overflow/);
+    expect(s.position).toBe(0);
+  });
+});

@@ -1,0 +1,600 @@
+import {
+  type CompressionResult,
+  compress as compressCache,
+  DEFAULT_RECENT_WINDOW,
+  type Importance,
+  KVCache,
+  needsCompression,
+  remapImportance,
+  SnapshotError,
+  triggerBudget,
+} from '@semanticache/kv-cache';
+import { ContextOverflowError, DisposedError, SessionBusyError } from './errors.js';
+import type { Model } from './model.js';
+import { type CachePolicy, type CompressTrigger, checkPolicy, checkTrigger, importanceNeeds } from './policy.js';
+import { logSoftmaxAt, Sampler } from './sampler.js';
+import { StreamDecoder } from './tokenizer.js';
+
+export type CacheDtype = 'float32' | 'float16';
+
+export interface SessionOptions {
+  /** Storage dtype of cached keys and values (default float32; float16 halves KV bytes, attention stays fp32). */
+  cacheDtype?: CacheDtype;
+  /** Tokens per prefill block (default 512): bounds the activations ORT and the kernel hold at once. */
+  prefillBlock?: number;
+  /** Cache policy (default { name: 'full' }: nothing is ever removed). */
+  policy?: CachePolicy;
+  /** When the policy runs (default 'prefill': once after each prefill). */
+  compressTrigger?: CompressTrigger;
+}
+
+export interface GenerateOptions {
+  /** Most tokens to generate (default 256). */
+  maxTokens?: number;
+  /** 0 = greedy (default 1). */
+  temperature?: number;
+  /** Keep only the k most likely tokens (default 0 = off). */
+  topK?: number;
+  /** Nucleus sampling mass (default 1 = off). */
+  topP?: number;
+  /** Seed of the sampler's PRNG (xorshift64*, as llama2.c); random when omitted. */
+  seed?: number;
+  /** Stop when one of these token ids is sampled, or one of these strings appears in the output. */
+  stop?: ReadonlyArray<number | string>;
+  /** Do not stop at the model's EOS ids (default false). */
+  ignoreEos?: boolean;
+  signal?: AbortSignal;
+}
+
+export type FinishReason = 'eos' | 'stop' | 'length' | 'abort';
+
+export interface GenerateEvent {
+  tokenId: number;
+  /** Text that became final with this token (may be empty: incomplete UTF-8, or held back as a possible stop string). */
+  text: string;
+  /** Present on the last event. */
+  finishReason?: FinishReason;
+}
+
+export interface CacheStats {
+  /** Next position (= tokens fed so far; never shrinks with compression). */
+  position: number;
+  /** Entries per layer × KV head, row-major [layer][head]. */
+  entries: Int32Array;
+  /** KV bytes now, and what an uncompressed cache of every fed token would take. */
+  bytes: { current: number; full: number };
+  /** Compressions run so far. */
+  compressions: number;
+}
+
+const DEFAULT_PREFILL_BLOCK = 512;
+const DEFAULT_MAX_TOKENS = 256;
+const SNAPSHOT_MAGIC = 0x4e534353; // "SCSN"
+const SNAPSHOT_VERSION = 1;
+
+function checkInt(name: string, v: unknown, min: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min) {
+    throw new RangeError(`${name}: expected an integer ≥ ${min}, got ${String(v)}`);
+  }
+  return v;
+}
+
+/**
+ * One conversation with its own KV cache. Calls run one at a time; the cache persists between turns, and positions
+ * keep counting from the number of tokens fed, whatever compression does to the cache.
+ */
+export class Session {
+  readonly options: Readonly<Required<SessionOptions>>;
+  private cache: KVCache;
+  private fed: number[] = [];
+  private lastLogits: Float32Array | undefined;
+  /** A sampled token that ended a generation and is not in the cache yet: fed first by the next call. */
+  private pending: number | undefined;
+  /** Attention mass per entry: of the last prefill's observation window (+ decode queries since), and of all queries. */
+  private windowMass: Importance | undefined;
+  private accumulatedMass: Importance | undefined;
+  private needs: { window: boolean; accumulated: boolean };
+  private compressions = 0;
+  private busy = false;
+  private disposed = false;
+  /** How the last `generate` ended. */
+  lastFinishReason: FinishReason | undefined;
+  /** What the last compression did (entries before/after, per-head remaps). */
+  lastCompression: CompressionResult | undefined;
+
+  /** @internal use `model.createSession()` */
+  constructor(
+    private model: Model,
+    options: SessionOptions,
+    cache?: KVCache,
+  ) {
+    const cacheDtype = options.cacheDtype ?? 'float32';
+    if (cacheDtype !== 'float32' && cacheDtype !== 'float16') {
+      throw new TypeError(`cacheDtype: expected 'float32' or 'float16', got ${String(cacheDtype)}`);
+    }
+    const policy = checkPolicy(options.policy ?? { name: 'full' });
+    const compressTrigger = checkTrigger(options.compressTrigger ?? 'prefill');
+    const hasThreshold = (policy.options as { threshold?: number } | undefined)?.threshold !== undefined;
+    if (
+      compressTrigger === 'prefill' &&
+      policy.name !== 'full' &&
+      policy.budget === undefined &&
+      !(policy.name === 'semanticache' && hasThreshold)
+    ) {
+      throw new RangeError(`policy.budget: policy '${policy.name}' compresses after prefill and needs a budget`);
+    }
+    this.options = {
+      cacheDtype,
+      prefillBlock: checkInt('prefillBlock', options.prefillBlock ?? DEFAULT_PREFILL_BLOCK, 1),
+      policy,
+      compressTrigger,
+    };
+    this.needs = importanceNeeds(policy);
+    const c = model.config;
+    this.cache =
+      cache ?? new KVCache({ numLayers: c.numLayers, numKvHeads: c.numKvHeads, headDim: c.headDim, dtype: cacheDtype });
+  }
+
+  /** Tokens fed to the cache so far (the position of the next token). */
+  get position(): number {
+    return this.fed.length;
+  }
+
+  /** Ids fed so far, in order. */
+  get tokenIds(): Int32Array {
+    return Int32Array.from(this.fed);
+  }
+
+  private checkIds(ids: ArrayLike<number>, name = 'ids'): Int32Array {
+    if (ids === null || typeof ids !== 'object' || typeof ids.length !== 'number') {
+      throw new TypeError(`${name}: expected an array or typed array of token ids`);
+    }
+    const V = this.model.config.vocabSize;
+    const out = new Int32Array(ids.length);
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i];
+      if (!Number.isInteger(id) || id < 0 || id >= V) {
+        throw new RangeError(`${name}[${i}]: token id ${String(id)} is outside the vocabulary [0, ${V})`);
+      }
+      out[i] = id;
+    }
+    return out;
+  }
+
+  private enter(): void {
+    if (this.disposed) throw new DisposedError('the session has been disposed');
+    this.model.assertLive();
+    if (this.busy) throw new SessionBusyError('session is busy: another call on it has not finished');
+    this.busy = true;
+  }
+
+  private async run<T>(fn: () => Promise<T>): Promise<T> {
+    this.enter();
+    try {
+      return await fn();
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private checkRoom(n: number): void {
+    const max = this.model.config.maxContext;
+    if (this.fed.length + n > max) {
+      throw new ContextOverflowError(
+        `context overflow: ${this.fed.length} tokens in the session + ${n} new > the model's ${max}`,
+      );
+    }
+  }
+
+  /**
+   * Feeds ids (after any pending token) in blocks; returns the logits of the last token, or of every id in `ids`.
+   * When the policy scores entries, the last `recentWindow` ids of a prompt run as their own final block so the
+   * kernel's attention mass of exactly those queries can be kept as the observation-window importance.
+   */
+  private async feed(ids: Int32Array, logits: 'last' | 'all', kind: 'prompt' | 'decode'): Promise<Float32Array> {
+    const all = this.pending === undefined ? ids : Int32Array.of(this.pending, ...ids);
+    this.checkRoom(all.length);
+    const { engine, kernel, config } = this.model;
+    // decode steps pay for mass collection only when a decode-time trigger will use it
+    const collect =
+      (this.needs.window || this.needs.accumulated) &&
+      (kind === 'prompt' || typeof this.options.compressTrigger === 'object');
+    const bounds: number[] = [];
+    const windowStart = collect && kind === 'prompt' ? Math.max(0, all.length - this.recentWindow()) : all.length;
+    for (let at = 0; at < windowStart; at += this.options.prefillBlock) bounds.push(at);
+    for (let at = windowStart; at < all.length; at += this.options.prefillBlock) bounds.push(at);
+    bounds.push(all.length);
+    const rows: Float32Array[] = [];
+    try {
+      for (let b = 0; b + 1 < bounds.length; b++) {
+        const part = all.subarray(bounds[b], bounds[b + 1]);
+        const blockMass: Float32Array[][] = [];
+        const massFor = collect
+          ? (l: number) =>
+              (blockMass[l] = Array.from(
+                { length: config.numKvHeads },
+                (_, g) => new Float32Array(this.cache.length(l, g)),
+              ))
+          : undefined;
+        const out = await engine.forward(part, this.fed.length, this.cache, kernel, logits, massFor);
+        for (const id of part) this.fed.push(id);
+        this.pending = undefined;
+        if (collect) {
+          const inWindow = kind === 'decode' || bounds[b] >= windowStart;
+          this.foldMass(blockMass, inWindow, kind === 'prompt' && bounds[b] === windowStart);
+        }
+        rows.push(out);
+        this.lastLogits = out.subarray(out.length - config.vocabSize);
+      }
+    } catch (err) {
+      // a failed block leaves some layers with its entries: roll them back so the cache matches `fed`
+      this.cache.truncate(this.fed.length);
+      throw err;
+    }
+    if (logits === 'last') return this.lastLogits as Float32Array;
+    const joined = new Float32Array(rows.reduce((n, r) => n + r.length, 0));
+    let off = 0;
+    for (const r of rows) {
+      joined.set(r, off);
+      off += r.length;
+    }
+    // drop the row of a pending token fed first: the caller asked for the rows of `ids`
+    return joined.subarray((all.length - ids.length) * config.vocabSize);
+  }
+
+  private recentWindow(): number {
+    return (
+      (this.options.policy.options as { recentWindow?: number } | undefined)?.recentWindow ?? DEFAULT_RECENT_WINDOW
+    );
+  }
+
+  /** Grows the mass tables to the cache's current head lengths (new entries start at 0). */
+  private growMass(table: Importance | undefined): Importance {
+    const { numLayers, numKvHeads } = this.model.config;
+    return Array.from({ length: numLayers }, (_, l) =>
+      Array.from({ length: numKvHeads }, (_, g) => {
+        const old = table?.[l][g];
+        const n = this.cache.length(l, g);
+        if (old && old.length === n) return old;
+        const grown = new Float32Array(n);
+        if (old) grown.set(old.subarray(0, Math.min(n, old.length)));
+        return grown;
+      }),
+    );
+  }
+
+  /** Adds one block's attention mass into the tables; `windowBlock`: queries of the observation window. */
+  private foldMass(block: Float32Array[][], windowBlock: boolean, freshWindow: boolean): void {
+    if (this.needs.accumulated) {
+      this.accumulatedMass = this.growMass(this.accumulatedMass);
+      addTable(this.accumulatedMass, block);
+    }
+    if (this.needs.window && windowBlock) {
+      // a prompt's window replaces the previous table; decode queries (decode-time triggers) add to it
+      this.windowMass = this.growMass(freshWindow ? undefined : this.windowMass);
+      addTable(this.windowMass, block);
+    }
+  }
+
+  /** Runs after a prompt was fed: compress per the trigger. */
+  private afterPrompt(): void {
+    const t = this.options.compressTrigger;
+    if (t === 'prefill' && this.options.policy.name !== 'full')
+      this.compressNow(this.options.policy, this.options.policy.budget);
+    else if (typeof t === 'object' && needsCompression(this.cache, t))
+      this.compressNow(this.options.policy, triggerBudget(t));
+  }
+
+  private afterDecode(): void {
+    const t = this.options.compressTrigger;
+    if (typeof t === 'object' && needsCompression(this.cache, t))
+      this.compressNow(this.options.policy, triggerBudget(t));
+  }
+
+  private compressNow(policy: CachePolicy, budget: CachePolicy['budget']): CompressionResult {
+    const needs = importanceNeeds(policy);
+    const knobs: Record<string, unknown> = { ...(policy.options ?? {}) };
+    if (policy.name === 'semanticache') {
+      knobs.tokenIds = this.fed;
+      knobs.delimiters ??= this.model.delimiters(
+        (knobs.delimiterLevel as 'sentence' | 'clause' | undefined) ?? 'sentence',
+      );
+      delete knobs.delimiterLevel;
+    }
+    if (budget !== undefined && knobs.threshold === undefined) knobs.budget = budget;
+    if (needs.window) knobs.windowImportance = this.windowMass = this.growMass(this.windowMass);
+    if (needs.accumulated) knobs.accumulatedImportance = this.accumulatedMass = this.growMass(this.accumulatedMass);
+    const result = compressCache(this.cache, policy.name, knobs as never);
+    if (this.windowMass) this.windowMass = remapImportance(this.windowMass, result, this.cache);
+    if (this.accumulatedMass) this.accumulatedMass = remapImportance(this.accumulatedMass, result, this.cache);
+    this.compressions++;
+    this.lastCompression = result;
+    return result;
+  }
+
+  /** Feeds prompt ids (after any pending token), runs the compress trigger; returns the next-token logits. */
+  prefill(ids: ArrayLike<number>): Promise<Float32Array> {
+    return this.run(async () => {
+      const checked = this.checkIds(ids);
+      if (checked.length === 0) throw new RangeError('ids: expected at least one token');
+      const logits = (await this.feed(checked, 'last', 'prompt')).slice();
+      this.afterPrompt();
+      return logits;
+    });
+  }
+
+  /** Feeds one token; returns the next-token logits. */
+  decodeStep(tokenId: number): Promise<Float32Array> {
+    return this.run(async () => {
+      const logits = (await this.feed(this.checkIds([tokenId], 'tokenId'), 'last', 'decode')).slice();
+      this.afterDecode();
+      return logits;
+    });
+  }
+
+  /**
+   * Teacher-forced log-probabilities of `ids` as a continuation of what the session holds (which may be a
+   * compressed cache): logProbs[i] = ln p(ids[i] | context, ids[<i]). The ids are appended to the cache.
+   */
+  score(ids: ArrayLike<number>): Promise<{ logProbs: Float32Array; nll: number }> {
+    return this.run(async () => {
+      const checked = this.checkIds(ids);
+      if (checked.length === 0) throw new RangeError('ids: expected at least one token');
+      if (this.pending !== undefined) await this.feed(new Int32Array(0), 'last', 'decode');
+      if (!this.lastLogits) throw new RangeError('score: the session is empty; prefill a context first');
+      const V = this.model.config.vocabSize;
+      const logProbs = new Float32Array(checked.length);
+      logProbs[0] = logSoftmaxAt(this.lastLogits, checked[0]);
+      const rows = await this.feed(checked, 'all', 'prompt');
+      let sum = logProbs[0];
+      for (let i = 1; i < checked.length; i++) {
+        logProbs[i] = logSoftmaxAt(rows.subarray((i - 1) * V, i * V), checked[i]);
+        sum += logProbs[i];
+      }
+      return { logProbs, nll: -sum / checked.length };
+    });
+  }
+
+  /** Compresses the cache now with `policy` (default: the session's) down to `budget` (default: the policy's). */
+  compress(
+    policy: CachePolicy = this.options.policy,
+    budget: CachePolicy['budget'] = policy.budget,
+  ): CompressionResult {
+    checkPolicy(policy);
+    this.enter();
+    try {
+      return this.compressNow(policy, budget);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /**
+   * Streams generated tokens. A string prompt is tokenized (with the tokenizer's special tokens only when the
+   * session is empty); ids are used as they are. An empty prompt continues from where the session stands.
+   */
+  async *generate(prompt: string | ArrayLike<number>, options: GenerateOptions = {}): AsyncGenerator<GenerateEvent> {
+    const tokenizer = this.model.tokenizer;
+    let ids: Int32Array;
+    if (typeof prompt === 'string') {
+      if (!tokenizer) throw new TypeError('prompt: this model has no tokenizer; pass token ids');
+      ids = this.checkIds(tokenizer.encode(prompt, { addSpecialTokens: this.fed.length === 0 }), 'prompt');
+    } else {
+      ids = this.checkIds(prompt, 'prompt');
+    }
+    const maxTokens = checkInt('maxTokens', options.maxTokens ?? DEFAULT_MAX_TOKENS, 1);
+    const sampler = new Sampler(options);
+    const stopIds = new Set<number>();
+    const stopStrings: string[] = [];
+    for (const s of options.stop ?? []) {
+      if (typeof s === 'number') stopIds.add(this.checkIds([s], 'stop')[0]);
+      else if (typeof s === 'string' && s.length > 0) stopStrings.push(s);
+      else throw new TypeError(`stop: expected token ids and non-empty strings, got ${JSON.stringify(s)}`);
+    }
+    const eosIds = new Set(options.ignoreEos ? [] : this.model.config.eosTokenIds);
+    const signal = options.signal;
+    if (ids.length === 0 && !this.lastLogits && this.pending === undefined) {
+      throw new RangeError('prompt: the session is empty and the prompt has no tokens');
+    }
+    this.checkRoom(ids.length + (this.pending === undefined ? 0 : 1));
+    this.enter();
+    try {
+      const context = [...this.fed.slice(-4), ...(this.pending === undefined ? [] : [this.pending]), ...ids];
+      let logits = this.lastLogits as Float32Array;
+      if (ids.length > 0 || this.pending !== undefined) {
+        logits = await this.feed(ids, 'last', ids.length > 0 ? 'prompt' : 'decode');
+        if (ids.length > 0) this.afterPrompt();
+        else this.afterDecode();
+      }
+      const decoder = tokenizer ? new StreamDecoder(tokenizer, context) : undefined;
+      let held = '';
+      for (let produced = 0; ; ) {
+        if (signal?.aborted) {
+          this.lastFinishReason = 'abort';
+          return;
+        }
+        const token = sampler.sample(logits);
+        produced++;
+        this.pending = token;
+        if (eosIds.has(token) || stopIds.has(token)) {
+          this.lastFinishReason = eosIds.has(token) ? 'eos' : 'stop';
+          yield { tokenId: token, text: held + (decoder?.flush() ?? ''), finishReason: this.lastFinishReason };
+          return;
+        }
+        held += decoder?.push(token) ?? '';
+        const hit = firstStop(held, stopStrings);
+        if (hit >= 0) {
+          this.lastFinishReason = 'stop';
+          yield { tokenId: token, text: held.slice(0, hit), finishReason: 'stop' };
+          return;
+        }
+        if (produced >= maxTokens || this.fed.length + 1 >= this.model.config.maxContext) {
+          this.lastFinishReason = 'length';
+          yield { tokenId: token, text: held + (decoder?.flush() ?? ''), finishReason: 'length' };
+          return;
+        }
+        const keep = stopPrefixLength(held, stopStrings);
+        yield { tokenId: token, text: held.slice(0, held.length - keep) };
+        held = held.slice(held.length - keep);
+        logits = await this.feed(new Int32Array(0), 'last', 'decode');
+        this.afterDecode();
+      }
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  stats(): CacheStats {
+    const { numLayers, numKvHeads } = this.model.config;
+    const entries = new Int32Array(numLayers * numKvHeads);
+    for (let l = 0; l < numLayers; l++) {
+      for (let g = 0; g < numKvHeads; g++) entries[l * numKvHeads + g] = this.cache.length(l, g);
+    }
+    const { current, full } = this.cache.bytes();
+    return { position: this.fed.length, entries, bytes: { current, full }, compressions: this.compressions };
+  }
+
+  /**
+   * Serializes the session: the cache (kv-cache's checksummed snapshot), the fed ids, the pending token, the last
+   * logits and the attention-mass tables. Options are not included: pass them again to `Session.restore`.
+   */
+  snapshot(): Uint8Array {
+    if (this.busy) throw new SessionBusyError('session is busy: another call on it has not finished');
+    const cacheBytes = this.cache.snapshot();
+    const tables = [this.windowMass, this.accumulatedMass];
+    const lengths = tables.map((t) => (t ? t.flat().map((a) => a.length) : null));
+    const header = new TextEncoder().encode(
+      JSON.stringify({
+        fed: this.fed.length,
+        pending: this.pending ?? null,
+        logits: this.lastLogits?.length ?? 0,
+        cache: cacheBytes.length,
+        mass: lengths,
+        compressions: this.compressions,
+      }),
+    );
+    const floats = [this.lastLogits ?? new Float32Array(0), ...tables.flatMap((t) => (t ? t.flat() : []))];
+    const size =
+      12 + header.length + cacheBytes.length + 4 * this.fed.length + floats.reduce((n, f) => n + 4 * f.length, 0);
+    const out = new Uint8Array(size);
+    const view = new DataView(out.buffer);
+    view.setUint32(0, SNAPSHOT_MAGIC, true);
+    view.setUint32(4, SNAPSHOT_VERSION, true);
+    view.setUint32(8, header.length, true);
+    let at = 12;
+    out.set(header, at);
+    at += header.length;
+    out.set(cacheBytes, at);
+    at += cacheBytes.length;
+    out.set(new Uint8Array(Int32Array.from(this.fed).buffer), at);
+    at += 4 * this.fed.length;
+    for (const f of floats) {
+      out.set(new Uint8Array(f.buffer, f.byteOffset, f.byteLength), at);
+      at += f.byteLength;
+    }
+    return out;
+  }
+
+  /** Rebuilds a session from `snapshot()` bytes; throws SnapshotError on malformed data or another model's shape. */
+  static restore(model: Model, bytes: Uint8Array, options: SessionOptions = {}): Session {
+    if (!(bytes instanceof Uint8Array)) throw new TypeError('bytes: expected a Uint8Array');
+    const fail = (
+      reason: 'bad-magic' | 'unsupported-version' | 'invalid-header' | 'truncated' | 'shape-mismatch',
+      msg: string,
+    ) => new SnapshotError(reason, msg);
+    if (bytes.length < 12) throw fail('truncated', `${bytes.length} bytes`);
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    if (view.getUint32(0, true) !== SNAPSHOT_MAGIC) throw fail('bad-magic', 'not a session snapshot');
+    if (view.getUint32(4, true) !== SNAPSHOT_VERSION)
+      throw fail('unsupported-version', `version ${view.getUint32(4, true)}`);
+    const headerLen = view.getUint32(8, true);
+    if (12 + headerLen > bytes.length) throw fail('truncated', 'header runs past the end');
+    let h: {
+      fed: number;
+      pending: number | null;
+      logits: number;
+      cache: number;
+      mass: (number[] | null)[];
+      compressions: number;
+    };
+    try {
+      h = JSON.parse(new TextDecoder().decode(bytes.subarray(12, 12 + headerLen)));
+    } catch {
+      throw fail('invalid-header', 'header is not JSON');
+    }
+    let at = 12 + headerLen;
+    const take = (n: number) => {
+      if (!Number.isInteger(n) || n < 0 || at + n > bytes.length) throw fail('truncated', 'payload runs past the end');
+      const part = bytes.slice(at, at + n); // aligned copy
+      at += n;
+      return part;
+    };
+    const cache = KVCache.restore(take(h.cache));
+    const c = model.config;
+    if (cache.numLayers !== c.numLayers || cache.numKvHeads !== c.numKvHeads || cache.headDim !== c.headDim) {
+      throw fail(
+        'shape-mismatch',
+        `cache is ${cache.numLayers}×${cache.numKvHeads}×${cache.headDim}, model needs ${c.numLayers}×${c.numKvHeads}×${c.headDim}`,
+      );
+    }
+    const fed = new Int32Array(take(4 * h.fed).buffer);
+    const logits = new Float32Array(take(4 * h.logits).buffer);
+    const tables = h.mass.map((lengths) => {
+      if (!lengths) return undefined;
+      if (lengths.length !== c.numLayers * c.numKvHeads) throw fail('invalid-header', 'mass table shape');
+      return Array.from({ length: c.numLayers }, (_, l) =>
+        Array.from(
+          { length: c.numKvHeads },
+          (_, g) => new Float32Array(take(4 * lengths[l * c.numKvHeads + g]).buffer),
+        ),
+      );
+    });
+    if (at !== bytes.length) throw fail('invalid-header', `${bytes.length - at} trailing bytes`);
+    const session = new Session(model, { ...options, cacheDtype: cache.dtype }, cache);
+    session.fed = Array.from(fed);
+    session.checkIds(session.fed, 'snapshot ids');
+    session.pending = h.pending ?? undefined;
+    session.lastLogits = logits.length === c.vocabSize ? logits : undefined;
+    session.windowMass = tables[0];
+    session.accumulatedMass = tables[1];
+    session.compressions = h.compressions ?? 0;
+    return session;
+  }
+
+  dispose(): void {
+    this.disposed = true;
+  }
+}
+
+function addTable(target: Importance, block: Float32Array[][]): void {
+  for (let l = 0; l < block.length; l++) {
+    for (let g = 0; g < block[l].length; g++) {
+      const t = target[l][g];
+      const add = block[l][g];
+      for (let i = 0; i < add.length; i++) t[i] += add[i];
+    }
+  }
+}
+
+function firstStop(text: string, stops: string[]): number {
+  let best = -1;
+  for (const s of stops) {
+    const i = text.indexOf(s);
+    if (i >= 0 && (best < 0 || i < best)) best = i;
+  }
+  return best;
+}
+
+/** Length of the longest suffix of `text` that could still grow into a stop string. */
+function stopPrefixLength(text: string, stops: string[]): number {
+  let keep = 0;
+  for (const s of stops) {
+    for (let n = Math.min(s.length - 1, text.length); n > keep; n--) {
+      if (text.endsWith(s.slice(0, n))) {
+        keep = n;
+        break;
+      }
+    }
+  }
+  return keep;
+}

@@ -1,0 +1,60 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { ModelLoadError } from './errors.js';
+import { loadModel } from './model.js';
+import { demoDir, repoRoot } from './test-support.js';
+import { WorkerModel } from './worker-model.js';
+
+const corpus = readFileSync(path.join(repoRoot, 'packages', 'runtime', 'bench', 'corpus.txt'), 'utf8');
+
+describe('WorkerModel', () => {
+  test('generates the same tokens as the in-thread model while the event loop keeps running', async () => {
+    const prompt = corpus.slice(2000, 3000);
+    const local = await loadModel(demoDir);
+    const expected: number[] = [];
+    for await (const ev of local.createSession().generate(prompt, { maxTokens: 16, temperature: 0 }))
+      expected.push(ev.tokenId);
+    await local.dispose();
+
+    const model = await WorkerModel.load(demoDir);
+    expect(model.config.numLayers).toBe(8);
+    const session = await model.createSession();
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    const ids: number[] = [];
+    let text = '';
+    for await (const ev of session.generate(prompt, { maxTokens: 16, temperature: 0 })) {
+      ids.push(ev.tokenId);
+      text += ev.text;
+    }
+    clearInterval(timer);
+    expect(ids).toEqual(expected);
+    expect(text).toBe(await model.decode(ids));
+    expect(session.lastFinishReason).toBe(expected.length === 16 ? 'length' : 'eos');
+    expect(ticks).toBeGreaterThan(5); // timers fired during generation
+    expect((await session.stats()).position).toBe((await model.encode(prompt)).length + 15);
+
+    // abort from the parent stops the worker's loop; the session stays usable
+    const controller = new AbortController();
+    let n = 0;
+    for await (const _ of session.generate(' And then', {
+      maxTokens: 200,
+      temperature: 0,
+      signal: controller.signal,
+    })) {
+      if (++n === 2) controller.abort();
+    }
+    expect(n).toBeLessThanOrEqual(3);
+    expect(session.lastFinishReason).toBe('abort');
+    const logits = await session.decodeStep(5);
+    expect(logits.length).toBe(8192);
+    // errors come back typed
+    await expect(session.prefill([99999])).rejects.toThrow(RangeError);
+    await model.dispose();
+  });
+
+  test('load errors come back as ModelLoadError', async () => {
+    await expect(WorkerModel.load(path.join(repoRoot, 'no-such-model'))).rejects.toThrow(ModelLoadError);
+  });
+});
