@@ -1,4 +1,4 @@
-import { halfToFloat } from './fp16.js';
+import { float16BitsToFloat32Array } from '@semanticache/kv-cache';
 
 /** One KV head's cache as the attention kernel reads it (the proportional-attention contract). */
 export interface HeadCache {
@@ -40,8 +40,8 @@ export const referenceAttention: AttentionKernel = {
     const acc = new Float64Array(d);
     for (let g = 0; g < Hkv; g++) {
       const { keys, values, logSizes, length: n } = heads[g];
-      const k = keys instanceof Uint16Array ? Float32Array.from(keys.subarray(0, n * d), halfToFloat) : keys;
-      const v = values instanceof Uint16Array ? Float32Array.from(values.subarray(0, n * d), halfToFloat) : values;
+      const k = keys instanceof Uint16Array ? float16BitsToFloat32Array(keys.subarray(0, n * d)) : keys;
+      const v = values instanceof Uint16Array ? float16BitsToFloat32Array(values.subarray(0, n * d)) : values;
       const logits = new Float64Array(n);
       attentionMass?.[g].fill(0);
       for (let i = 0; i < m; i++) {

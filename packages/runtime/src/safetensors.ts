@@ -1,6 +1,6 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { float16BitsToFloat32Array } from '@semanticache/kv-cache';
 import { ModelLoadError } from './errors.js';
-import { bf16ToFloat32Array, halfToFloat32Array } from './fp16.js';
 
 const DTYPE_BYTES: Record<string, number> = {
   F64: 8,
@@ -109,7 +109,7 @@ export class SafetensorsFile {
     }
     let data: Float32Array;
     if (info.dtype === 'F32') data = new Float32Array(buf);
-    else if (info.dtype === 'F16') data = halfToFloat32Array(new Uint16Array(buf));
+    else if (info.dtype === 'F16') data = float16BitsToFloat32Array(new Uint16Array(buf));
     else data = bf16ToFloat32Array(new Uint16Array(buf));
     return { data, shape: info.shape };
   }
@@ -145,4 +145,11 @@ function validateEntry(file: string, name: string, raw: unknown, dataBytes: numb
     );
   }
   return { dtype, shape: shape as number[], begin, end };
+}
+
+/** bf16 is the top half of an fp32: widening is a shift. */
+function bf16ToFloat32Array(src: Uint16Array, dst = new Float32Array(src.length)): Float32Array {
+  const bits = new Uint32Array(dst.buffer, dst.byteOffset, dst.length);
+  for (let i = 0; i < src.length; i++) bits[i] = src[i] << 16;
+  return dst;
 }
