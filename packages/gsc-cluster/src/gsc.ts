@@ -6,7 +6,7 @@
  * squared norms run through the same summation), so identical keys pass τ = 1 without a tolerance.
  */
 
-import { type SimdDots, simdDots } from './simd-dots.js';
+import { type GscExports, Layout } from './kernel.js';
 
 export type SeedOrder = 'position' | 'importance';
 export type CompareTo = 'seed' | 'centroid';
@@ -48,54 +48,22 @@ export const DEFAULT_MAX_SEARCH_STEPS = 24;
 export const CENTROID_TOLERANCE = 1e-12;
 /** Chunks up to this length get their pairwise similarities cached once in target mode (seed comparison). */
 const GRAM_MAX_CHUNK = 256;
+/** The cache stops growing here (longer inputs compute the rest on every pass, with the same results). */
+const GRAM_MAX_BYTES = 2 ** 30;
 /** The search for τ stops once the count is this fraction of the target (or less) below it; splitting closes the rest. */
 const SEARCH_SLACK = 1e-3;
 /** The search for τ also stops once its bracket is this narrow. */
 const TAU_RESOLUTION = 1e-7;
 
 interface Prepared {
-  keys: Float32Array;
   n: number;
-  d: number;
   offsets: Uint32Array;
-  numChunks: number;
-  normSq: Float64Array;
-  invNorm: Float64Array | null;
   protectedMask: Uint8Array | null;
-  /** Unprotected tokens of every chunk, in seed order; chunk c's are order[orderStart[c] .. orderStart[c+1]). */
-  order: Int32Array;
-  orderStart: Int32Array;
   centroid: boolean;
-  /** SIMD dot products (seed comparison); null in centroid mode or where WebAssembly SIMD is unavailable. */
-  kernel: SimdDots | null;
-  // scratch reused by every pass
-  remaining: Int32Array;
-  centroidSum: Float64Array;
+  kernel: GscExports;
+  /** Views into the module's memory, valid until the next call. */
   owner: Int32Array;
   simKey: Float64Array;
-  gram: Float64Array | null;
-  gramStart: Float64Array | null;
-}
-
-/**
- * Sum of products of two rows in four lanes (k mod 4), combined as (l0 + l1) + (l2 + l3), then the tail: the same
- * order as the SIMD kernel, so both give the same bits and identical rows give identical sums.
- */
-export function dotRows(keys: Float32Array, oa: number, ob: number, d: number): number {
-  let s0 = 0;
-  let s1 = 0;
-  let s2 = 0;
-  let s3 = 0;
-  let k = 0;
-  for (; k + 3 < d; k += 4) {
-    s0 += keys[oa + k] * keys[ob + k];
-    s1 += keys[oa + k + 1] * keys[ob + k + 1];
-    s2 += keys[oa + k + 2] * keys[ob + k + 2];
-    s3 += keys[oa + k + 3] * keys[ob + k + 3];
-  }
-  let sum = s0 + s1 + (s2 + s3);
-  for (; k < d; k++) sum += keys[oa + k] * keys[ob + k];
-  return sum;
 }
 
 /** The comparison key of τ: τ·|τ|, and −∞ at τ = −1 so that rounding can never keep a token out. */
@@ -170,217 +138,149 @@ function validate(keys: unknown, n: unknown, d: unknown, offsets: unknown, optio
   }
 }
 
-function prepare(keys: Float32Array, n: number, d: number, offsets: Uint32Array, options: GscOptions): Prepared {
+/**
+ * Lays out keys, chunks and seed order in the module's memory, computes squared norms (rejecting NaN/±Inf rows) and,
+ * with `withGram`, caches each short chunk's pairwise similarities for the τ search.
+ */
+function prepare(
+  keys: Float32Array,
+  n: number,
+  d: number,
+  offsets: Uint32Array,
+  options: GscOptions,
+  withGram: boolean,
+): Prepared {
   const numChunks = offsets.length - 1;
   const centroid = options.compareTo === 'centroid';
-  const normSq = new Float64Array(n);
+  const protectedMask = options.protectedMask ?? null;
   let maxChunk = 0;
   for (let c = 0; c < numChunks; c++) maxChunk = Math.max(maxChunk, offsets[c + 1] - offsets[c]);
-  let kernel = centroid ? null : simdDots();
-  // The kernel reads the indices to compare straight from `remaining`, which lives in its memory.
-  if (kernel !== null && !kernel.load(keys, n, maxChunk)) kernel = null;
-  if (kernel !== null) kernel.squaredNorms(n, d, normSq);
-  else for (let i = 0; i < n; i++) normSq[i] = dotRows(keys, i * d, i * d, d);
-  const invNorm = centroid ? new Float64Array(n) : null;
-  for (let i = 0; i < n; i++) {
-    const s = normSq[i];
-    // Squares of finite float32 values cannot overflow float64, so a non-finite sum means NaN or ±Inf in the row.
-    if (!Number.isFinite(s)) throw new RangeError(`gscCluster: keys row ${i} contains NaN or Infinity`);
-    if (invNorm !== null) invNorm[i] = s > 0 ? 1 / Math.sqrt(s) : 0;
+  const gramStart = new Int32Array(numChunks).fill(-1);
+  let gramElements = 0;
+  if (withGram && !centroid) {
+    for (let c = 0; c < numChunks; c++) {
+      const len = offsets[c + 1] - offsets[c];
+      if (len > GRAM_MAX_CHUNK || (gramElements + len * len) * 4 > GRAM_MAX_BYTES) continue;
+      gramStart[c] = gramElements;
+      gramElements += len * len;
+    }
   }
-  const protectedMask = options.protectedMask ?? null;
-  const order = new Int32Array(n);
-  const orderStart = new Int32Array(numChunks + 1);
+
+  const layout = new Layout();
+  const keysAt = layout.take(n * d * 4);
+  const normSqAt = layout.take(n * 8);
+  const offsetsAt = layout.take((numChunks + 1) * 4);
+  const orderAt = layout.take(n * 4);
+  const orderStartAt = layout.take((numChunks + 1) * 4);
+  const remainingAt = layout.take(maxChunk * 4);
+  const ownerAt = layout.take(n * 4);
+  const simKeyAt = layout.take(n * 8);
+  const gramStartAt = layout.take(numChunks * 4);
+  const maskAt = protectedMask !== null ? layout.take(n) : 0;
+  const dotsAt = layout.take((maxChunk + 3) * 4); // written in groups of four
+  const invNormAt = centroid ? layout.take(n * 8) : 0;
+  const centroidSumAt = layout.take(d * 8);
+  const gramAt = layout.take(gramElements * 4);
+  const unitsAt = centroid ? 0 : layout.take(n * Math.ceil(d / 8) * 16);
+  const exactOnlyAt = layout.take(n);
+  const chunkCacheAt = layout.take(numChunks * 16);
+  const chunkCountAt = layout.take(numChunks * 4);
+  const chunkMaxAt = layout.take(numChunks * 4);
+  const { exports: kernel, buffer } = layout.kernel('gscCluster');
+
+  new Float32Array(buffer, keysAt, n * d).set(keys);
+  new Uint32Array(buffer, offsetsAt, numChunks + 1).set(offsets);
+  new Int32Array(buffer, gramStartAt, numChunks).set(gramStart);
+  if (protectedMask !== null) new Uint8Array(buffer, maskAt, n).set(protectedMask);
+  const order = new Int32Array(buffer, orderAt, n);
+  const orderStart = new Int32Array(buffer, orderStartAt, numChunks + 1);
   let w = 0;
   for (let c = 0; c < numChunks; c++) {
     orderStart[c] = w;
-    const start = offsets[c];
-    const end = offsets[c + 1];
-    for (let i = start; i < end; i++) if (protectedMask === null || protectedMask[i] === 0) order[w++] = i;
+    for (let i = offsets[c]; i < offsets[c + 1]; i++)
+      if (protectedMask === null || protectedMask[i] === 0) order[w++] = i;
     if (options.seedOrder === 'importance') {
       const importance = options.importance!;
       order.subarray(orderStart[c], w).sort((a, b) => importance[b] - importance[a] || a - b);
     }
   }
   orderStart[numChunks] = w;
-  return {
-    keys,
-    n,
+
+  kernel.setup(
+    keysAt,
     d,
-    offsets,
+    n,
+    normSqAt,
+    offsetsAt,
     numChunks,
-    normSq,
-    invNorm,
+    orderAt,
+    orderStartAt,
+    remainingAt,
+    ownerAt,
+    simKeyAt,
+    gramAt,
+    gramStartAt,
+    maskAt,
+    dotsAt,
+    invNormAt,
+    centroidSumAt,
+    unitsAt,
+    exactOnlyAt,
+    chunkCacheAt,
+    chunkCountAt,
+    chunkMaxAt,
+  );
+  // Squares of finite float32 values cannot overflow float64, so a non-finite sum means NaN or ±Inf in the row.
+  const bad = kernel.squaredNorms();
+  if (bad >= 0) throw new RangeError(`gscCluster: keys row ${bad} contains NaN or Infinity`);
+  if (gramElements > 0) kernel.buildGram();
+  return {
+    n,
+    offsets,
     protectedMask,
-    order,
-    orderStart,
     centroid,
     kernel,
-    remaining: kernel !== null ? kernel.index : new Int32Array(maxChunk),
-    centroidSum: new Float64Array(d),
-    owner: new Int32Array(n),
-    simKey: new Float64Array(n),
-    gram: null,
-    gramStart: null,
+    owner: new Int32Array(buffer, ownerAt, n),
+    simKey: new Float64Array(buffer, simKeyAt, n),
   };
 }
 
-/** Caches, for every chunk of at most GRAM_MAX_CHUNK tokens, the pairwise keys of all its tokens (row-major L×L). */
-function buildGram(p: Prepared): void {
-  const { offsets, numChunks, keys, normSq, d } = p;
-  let total = 0;
-  const gramStart = new Float64Array(numChunks);
-  for (let c = 0; c < numChunks; c++) {
-    const len = offsets[c + 1] - offsets[c];
-    gramStart[c] = len <= GRAM_MAX_CHUNK ? total : -1;
-    if (len <= GRAM_MAX_CHUNK) total += len * len;
-  }
-  const gram = new Float64Array(total);
-  for (let c = 0; c < numChunks; c++) {
-    if (gramStart[c] < 0) continue;
-    const start = offsets[c];
-    const len = offsets[c + 1] - start;
-    const base = gramStart[c];
-    const kernel = p.kernel;
-    for (let a = 0; a < len; a++) {
-      const na = normSq[start + a];
-      if (kernel !== null) {
-        for (let b = a + 1; b < len; b++) kernel.index[b - a - 1] = start + b;
-        kernel.run(start + a, 0, len - a - 1, d);
-      }
-      for (let b = a + 1; b < len; b++) {
-        const nb = normSq[start + b];
-        let f: number;
-        if (na === 0 || nb === 0) f = na === nb ? 1 : 0;
-        else {
-          const dot = kernel !== null ? kernel.out[b - a - 1] : dotRows(keys, (start + a) * d, (start + b) * d, d);
-          f = (dot * Math.abs(dot)) / (na * nb);
-        }
-        gram[base + a * len + b] = f;
-        gram[base + b * len + a] = f;
-      }
-    }
-  }
-  p.gram = gram;
-  p.gramStart = gramStart;
-}
-
 /**
- * One greedy pass at threshold τ; returns the number of clusters. With `record` (always in centroid mode and in chunks
- * without a cached Gram matrix), writes owner[i] (the seed token of i's cluster) and simKey[i] (the similarity key
- * with which i joined; +∞ for seeds).
+ * One greedy pass at threshold τ; returns the number of clusters. With `record`, writes owner[i] (the seed token of
+ * i's cluster) and simKey[i] (the similarity key with which i joined; +∞ for seeds) for every token.
  */
 function runPass(p: Prepared, tau: number, record: boolean): number {
-  const tauKey = thresholdKey(tau);
-  const centroidKey = thresholdKey(tau - CENTROID_TOLERANCE);
-  const { keys, d, offsets, numChunks, normSq, order, orderStart, remaining, owner, simKey, protectedMask } = p;
-  // protected tokens are the ones missing from `order`: each is a singleton
-  let clusters = p.n - orderStart[numChunks];
-  if (protectedMask !== null && record) {
-    for (let i = 0; i < p.n; i++) {
-      if (protectedMask[i] !== 0) {
-        owner[i] = i;
-        simKey[i] = Number.POSITIVE_INFINITY;
-      }
-    }
-  }
-  for (let c = 0; c < numChunks; c++) {
-    let len = orderStart[c + 1] - orderStart[c];
-    const gramBase = p.gramStart !== null ? p.gramStart[c] : -1;
-    for (let r = 0, o = orderStart[c]; r < len; r++) remaining[r] = order[o + r];
-    const start = offsets[c];
-    const chunkLen = offsets[c + 1] - start;
-    while (len > 0) {
-      const seed = remaining[0];
-      if (record) {
-        owner[seed] = seed;
-        simKey[seed] = Number.POSITIVE_INFINITY;
-      }
-      clusters++;
-      let kept = 0;
-      if (p.centroid) {
-        kept = gatherByCentroid(p, seed, len, centroidKey);
-      } else if (gramBase >= 0) {
-        const gram = p.gram!;
-        const row = gramBase + (seed - start) * chunkLen - start;
-        if (record) {
-          for (let r = 1; r < len; r++) {
-            const j = remaining[r];
-            const f = gram[row + j];
-            if (f >= tauKey) {
-              owner[j] = seed;
-              simKey[j] = f;
-            } else remaining[kept++] = j;
-          }
-        } else {
-          // a search pass only counts clusters
-          for (let r = 1; r < len; r++) {
-            const j = remaining[r];
-            if (gram[row + j] < tauKey) remaining[kept++] = j;
-          }
-        }
-      } else {
-        const ns = normSq[seed];
-        const os = seed * d;
-        const kernel = p.kernel;
-        if (kernel !== null) kernel.run(seed, 1, len - 1, d);
-        for (let r = 1; r < len; r++) {
-          const j = remaining[r];
-          const nj = normSq[j];
-          let f: number;
-          if (ns === 0 || nj === 0) f = ns === nj ? 1 : 0;
-          else {
-            const dot = kernel !== null ? kernel.out[r - 1] : dotRows(keys, os, j * d, d);
-            f = (dot * Math.abs(dot)) / (ns * nj);
-          }
-          if (f >= tauKey) {
-            owner[j] = seed;
-            simKey[j] = f;
-          } else remaining[kept++] = j;
-        }
-      }
-      len = kept;
-    }
-  }
-  return clusters;
+  return p.centroid
+    ? p.kernel.passCentroid(thresholdKey(tau - CENTROID_TOLERANCE), record ? 1 : 0)
+    : p.kernel.pass(thresholdKey(tau), record ? 1 : 0);
 }
 
-/** Centroid comparison: the running sum of normalized members; cosine to the sum equals cosine to the mean. */
-function gatherByCentroid(p: Prepared, seed: number, len: number, limit: number): number {
-  const { keys, d, normSq, remaining, owner, simKey, centroidSum } = p;
-  const invNorm = p.invNorm!;
-  const os = seed * d;
-  let sumSq = 0;
-  for (let k = 0; k < d; k++) {
-    const v = keys[os + k] * invNorm[seed];
-    centroidSum[k] = v;
-    sumSq += v * v;
-  }
-  let kept = 0;
-  for (let r = 1; r < len; r++) {
-    const j = remaining[r];
-    const nj = normSq[j];
-    const oj = j * d;
-    let f: number;
-    if (sumSq === 0 || nj === 0) f = sumSq === nj ? 1 : 0;
-    else {
-      let dot = 0;
-      for (let k = 0; k < d; k++) dot += keys[oj + k] * centroidSum[k];
-      f = (dot * Math.abs(dot)) / (nj * sumSq);
-    }
-    if (f >= limit) {
-      owner[j] = seed;
-      simKey[j] = f;
-      const inv = invNorm[j];
-      sumSq = 0;
-      for (let k = 0; k < d; k++) {
-        const v = centroidSum[k] + keys[oj + k] * inv;
-        centroidSum[k] = v;
-        sumSq += v * v;
+/** The k-th smallest value (0-based) of `values`, which it reorders (Hoare selection, median-of-three pivots). */
+export function kthSmallest(values: Float64Array, k: number): number {
+  let lo = 0;
+  let hi = values.length - 1;
+  while (hi > lo) {
+    const mid = (lo + hi) >>> 1;
+    const a = values[lo];
+    const b = values[mid];
+    const c = values[hi];
+    const pivot = Math.max(Math.min(a, b), Math.min(Math.max(a, b), c)); // median of three
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (values[i] < pivot) i++;
+      while (values[j] > pivot) j--;
+      if (i <= j) {
+        const t = values[i];
+        values[i++] = values[j];
+        values[j--] = t;
       }
-    } else remaining[kept++] = j;
+    }
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else return values[k];
   }
-  return kept;
+  return values[k];
 }
 
 /** Turns the smallest-similarity members into singletons until `count` reaches `target`. Returns how many split. */
@@ -393,8 +293,7 @@ function splitWeakestMembers(p: Prepared, count: number, target: number): number
   const keys = new Float64Array(members);
   let w = 0;
   for (let i = 0; i < n; i++) if (owner[i] !== i) keys[w++] = simKey[i];
-  keys.sort();
-  const cut = keys[need - 1];
+  const cut = kthSmallest(keys, need - 1);
   const split = need;
   for (let i = 0; i < n && need > 0; i++) {
     if (owner[i] !== i && simKey[i] < cut) {
@@ -450,21 +349,21 @@ export function gscCluster(
   options: GscOptions = {},
 ): GscResult {
   validate(keys, n, d, offsets, options);
-  const p = prepare(keys, n, d, offsets, options);
   const target = options.targetClusters;
   if (target === undefined) {
+    const p = prepare(keys, n, d, offsets, options, false);
     const threshold = options.threshold ?? DEFAULT_THRESHOLD;
     runPass(p, threshold, true);
     return { ...numberBySeedPosition(p.owner, n), threshold, splitMembers: 0, steps: 0 };
   }
 
-  const lowest = minClusters(n, offsets, p.protectedMask ?? undefined);
+  const lowest = minClusters(n, offsets, options.protectedMask);
   if (target < lowest || target > n) {
     throw new RangeError(
       `gscCluster: options.targetClusters (${target}) must lie in [${lowest}, ${n}] (protected tokens and one cluster per chunk, up to n)`,
     );
   }
-  if (!p.centroid) buildGram(p);
+  const p = prepare(keys, n, d, offsets, options, true);
   const maxSteps = options.maxSearchSteps ?? DEFAULT_MAX_SEARCH_STEPS;
   // Invariant: count(bestTau) ≤ target. τ = −1 gives exactly `lowest`, so it is a valid start.
   let bestTau = -1;

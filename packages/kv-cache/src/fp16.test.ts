@@ -102,3 +102,47 @@ describe('fp16 conversion', () => {
     expect(() => float16BitsToFloat32Array(new Uint16Array(4), new Float32Array(2))).toThrow(RangeError);
   });
 });
+
+describe('bulk conversion (WebAssembly SIMD runs)', () => {
+  it('decodes all 65536 fp16 patterns like the scalar path', () => {
+    const all = Uint16Array.from({ length: 65536 }, (_, h) => h);
+    const bits = new Uint32Array(float16BitsToFloat32Array(all).buffer);
+    const want = new Uint32Array(Float32Array.from(all, (h) => float16BitsToFloat32(h)).buffer);
+    for (let h = 0; h < 65536; h++) {
+      if (Number.isNaN(float16BitsToFloat32(h)))
+        expect(bits[h]).toBe((((h & 0x8000) << 16) | 0x7f800000 | ((h & 0x3ff) << 13)) >>> 0);
+      else expect(bits[h]).toBe(want[h]);
+    }
+  });
+
+  it('encodes like the scalar path: every fp16 value, its neighbours, ties, NaNs, fp32 subnormals and random bits', () => {
+    const patterns: number[] = [];
+    for (let h = 0; h < 65536; h++) {
+      const x = new Uint32Array(new Float32Array([float16BitsToFloat32(h)]).buffer)[0];
+      // the value, one fp32 ulp either side, and the midpoints to the next fp16 value (exact ties)
+      patterns.push(x, x + 1, x - 1, x + 0x1000, x + 0xfff, x + 0x1001);
+    }
+    const random = rng(16);
+    for (let i = 0; i < 400_000; i++) patterns.push(Math.floor(random() * 2 ** 32));
+    for (let i = 0; i < 2000; i++) patterns.push(i, 0x80000000 + i, 0x7f800000 + i, 0xff800000 + i * 997);
+    const src = new Uint32Array(patterns.map((p) => p >>> 0));
+    const got = float32ArrayToFloat16Bits(new Float32Array(src.buffer));
+    const values = new Float32Array(src.buffer);
+    for (let i = 0; i < src.length; i++) {
+      const want = float32ToFloat16Bits(values[i]);
+      if (got[i] !== want)
+        expect([i, src[i].toString(16), got[i].toString(16)]).toEqual([i, src[i].toString(16), want.toString(16)]);
+    }
+  });
+
+  it('handles runs longer than one module call and odd lengths, at any offset', () => {
+    const random = rng(3);
+    const n = (1 << 20) * 2 + 13;
+    const values = Float32Array.from({ length: n }, () => (random() - 0.5) * 100);
+    const halves = float32ArrayToFloat16Bits(values);
+    const dst = new Float32Array(n + 5);
+    decodeFloat16Run(halves, 0, dst, 5, n);
+    for (let i = 0; i < n; i += 997) expect(dst[5 + i]).toBe(float16BitsToFloat32(float32ToFloat16Bits(values[i])));
+    expect(dst[n + 4]).toBe(float16BitsToFloat32(halves[n - 1]));
+  });
+});

@@ -1,5 +1,8 @@
 // IEEE 754 binary16 <-> binary32 conversion. Node 20 has no Float16Array, so fp16 values live as their bit
-// patterns in Uint16Array. Encoding rounds to nearest, ties to even, like hardware conversions do.
+// patterns in Uint16Array. Encoding rounds to nearest, ties to even, like hardware conversions do. Long runs go
+// through a WebAssembly SIMD module (assembly/fp16.ts, `pnpm build:wasm`) with the same results bit for bit.
+
+import { wasmBase64 } from './fp16.wasm.js';
 
 const scratchF32 = new Float32Array(1);
 const scratchU32 = new Uint32Array(scratchF32.buffer);
@@ -97,6 +100,44 @@ export function decodeFloat16Run(
   decodeFloat16BitsRun(src, srcOffset, new Uint32Array(dst.buffer, dst.byteOffset, dst.length), dstOffset, count);
 }
 
+/** Values per call into the module; its memory holds one run of each direction's input and output. */
+const CHUNK = 1 << 20;
+/** Shorter runs (such as single rows) stay in JavaScript: a call and two copies cost more. */
+const MODULE_MIN = 512;
+
+interface Codec {
+  decode(src: number, dst: number, count: number): void;
+  encode(src: number, dst: number, count: number): void;
+  halves: Uint16Array; // the module's fp16 side, CHUNK values at byte 0
+  words: Uint32Array; // the module's fp32 side, CHUNK values after the fp16 side
+}
+
+let codec: Codec | undefined;
+
+function module(): Codec {
+  if (codec !== undefined) return codec;
+  const wasm = (
+    globalThis as unknown as {
+      WebAssembly: {
+        Memory: new (d: { initial: number }) => { buffer: ArrayBuffer };
+        Module: new (bytes: Uint8Array) => object;
+        Instance: new (m: object, imports: object) => { exports: Record<string, unknown> };
+      };
+    }
+  ).WebAssembly;
+  const memory = new wasm.Memory({ initial: (CHUNK * 6) / 65536 });
+  const { exports } = new wasm.Instance(new wasm.Module(Uint8Array.from(atob(wasmBase64), (c) => c.charCodeAt(0))), {
+    env: { memory },
+  });
+  codec = {
+    decode: exports.decode as Codec['decode'],
+    encode: exports.encode as Codec['encode'],
+    halves: new Uint16Array(memory.buffer, 0, CHUNK),
+    words: new Uint32Array(memory.buffer, CHUNK * 2, CHUNK),
+  };
+  return codec;
+}
+
 /** decodeFloat16Run into a Uint32Array view of the fp32 destination (no view made per call). */
 export function decodeFloat16BitsRun(
   src: Uint16Array,
@@ -105,7 +146,19 @@ export function decodeFloat16BitsRun(
   dstOffset: number,
   count: number,
 ): void {
-  for (let j = 0; j < count; j++) {
+  let done = 0;
+  if (count >= MODULE_MIN) {
+    const { decode, halves, words } = module();
+    const bulk = count - (count % 8);
+    for (; done < bulk; ) {
+      const n = Math.min(CHUNK, bulk - done);
+      halves.set(src.subarray(srcOffset + done, srcOffset + done + n));
+      decode(0, CHUNK * 2, n);
+      dstBits.set(n === CHUNK ? words : words.subarray(0, n), dstOffset + done);
+      done += n;
+    }
+  }
+  for (let j = done; j < count; j++) {
     const h = src[srcOffset + j];
     const exponent = h & 0x7c00;
     // normal numbers: rebias the exponent (+112 << 10) and shift into place, faster than a 256 KiB table lookup;
@@ -126,7 +179,19 @@ export function encodeFloat16Run(
   dstOffset: number,
   count: number,
 ): void {
-  for (let j = 0; j < count; j++) {
+  let done = 0;
+  if (count >= MODULE_MIN) {
+    const { encode, halves, words } = module();
+    const bulk = count - (count % 8);
+    for (; done < bulk; ) {
+      const n = Math.min(CHUNK, bulk - done);
+      words.set(srcBits.subarray(srcOffset + done, srcOffset + done + n));
+      encode(CHUNK * 2, 0, n);
+      dst.set(n === CHUNK ? halves : halves.subarray(0, n), dstOffset + done);
+      done += n;
+    }
+  }
+  for (let j = done; j < count; j++) {
     const b = srcBits[srcOffset + j];
     const magnitude = b & 0x7fffffff;
     // fast path, |x| in [2^-14, 65520): rebias the exponent, round to nearest even by adding 0xfff + the lowest kept

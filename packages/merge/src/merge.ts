@@ -1,7 +1,10 @@
 /**
  * Clusters → semantic cores: the weighted mean of each cluster's keys and values, sizes added.
- * Means accumulate in float64, since a core can stand for thousands of tokens.
+ * Means accumulate in float64, since a core can stand for thousands of tokens. Inputs are validated here; the means
+ * are computed by a WebAssembly SIMD kernel (assembly/merge.ts, compiled into merge.wasm.ts).
  */
+
+import { wasmBase64 } from './merge.wasm.js';
 
 export type PositionMode = 'mean' | 'first';
 
@@ -102,72 +105,103 @@ function validate(input: MergeInput): void {
   }
 }
 
-const EXPONENT = 0x7f800000;
-const EXPONENT_ONE = 0x00800000;
-
-/**
- * True if a float32 in bits[from, to) is NaN or ±Inf. Their exponent is all ones, so adding one to it carries into
- * bit 31; OR-ing four lanes at a time over the raw bits is about 2× faster than a float comparison per element.
- */
-function hasNonFinite(bits: Uint32Array, from: number, to: number): boolean {
-  let m = 0;
-  let j = from;
-  for (; j + 3 < to; j += 4) {
-    m |=
-      ((bits[j] & EXPONENT) + EXPONENT_ONE) |
-      ((bits[j + 1] & EXPONENT) + EXPONENT_ONE) |
-      ((bits[j + 2] & EXPONENT) + EXPONENT_ONE) |
-      ((bits[j + 3] & EXPONENT) + EXPONENT_ONE);
-  }
-  for (; j < to; j++) m |= (bits[j] & EXPONENT) + EXPONENT_ONE;
-  return (m & 0x80000000) !== 0;
+/** The part of the WebAssembly API used here (the package compiles without DOM typings). */
+interface WasmApi {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
+  Memory: new (descriptor: { initial: number }) => WasmMemory;
 }
 
+interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+  grow(pages: number): number;
+}
+
+/** The compiled kernel (assembly/merge.ts) bound to a memory. */
+interface Kernel {
+  memory: WasmMemory;
+  /** Means of clusters' rows into dst; returns the first cluster whose mean is not finite, or -1. */
+  meanRows(
+    src: number,
+    dst: number,
+    members: number,
+    start: number,
+    weight: number,
+    inv: number,
+    k: number,
+    d: number,
+  ): number;
+}
+
+const PAGE_BYTES = 65536;
+/** 4 GiB, all a 32-bit WebAssembly memory can address. */
+const MAX_PAGES = 65536;
+/** The memory kept between calls grows up to this; a call that needs more gets a memory of its own, freed with it. */
+const RETAINED_BYTES = 64 * 2 ** 20;
+
+let compiled: object | undefined;
+let retained: Kernel | undefined;
+
+function instantiate(pages: number): Kernel {
+  const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+  compiled ??= new wasm.Module(Uint8Array.from(atob(wasmBase64), (c) => c.charCodeAt(0)));
+  const memory = new wasm.Memory({ initial: pages });
+  const { exports } = new wasm.Instance(compiled, { env: { memory } });
+  return { memory, meanRows: exports.meanRows as Kernel['meanRows'] };
+}
+
+/** A kernel whose memory holds at least `bytes`. */
+function kernelWith(bytes: number, n: number, d: number): Kernel {
+  const pages = Math.ceil(bytes / PAGE_BYTES);
+  const fail = (cause?: unknown) => {
+    const message = `mergeClusters: n = ${n}, d = ${d} needs ${bytes} bytes of WebAssembly memory, more than available`;
+    return new RangeError(message, { cause });
+  };
+  if (pages > MAX_PAGES) throw fail();
+  try {
+    if (bytes > RETAINED_BYTES) return instantiate(pages);
+    if (retained === undefined) retained = instantiate(pages);
+    const have = retained.memory.buffer.byteLength / PAGE_BYTES;
+    if (have < pages) retained.memory.grow(pages - have);
+    return retained;
+  } catch (error) {
+    throw fail(error);
+  }
+}
+
+const align16 = (bytes: number) => Math.ceil(bytes / 16) * 16;
+
 /**
- * Throws, naming the row, if rows [first, first + count) of keys or values hold NaN or ±Inf (`keyBits`, `valueBits`:
- * Uint32Array views of them, made once per call rather than per run).
+ * Throws the error for cluster c, whose mean came out NaN or ±Inf: the first non-finite member row of keys, else of
+ * values; with finite rows, the weights overflowed.
  */
-function checkRowsFinite(
-  keys: Float32Array,
-  values: Float32Array,
-  keyBits: Uint32Array,
-  valueBits: Uint32Array,
-  first: number,
-  count: number,
-  d: number,
-): void {
-  for (const [name, rows, bits] of [
-    ['keys', keys, keyBits],
-    ['values', values, valueBits],
+function throwNonFinite(input: MergeInput, members: Int32Array, from: number, to: number, c: number): never {
+  const { keys, values, sizes, weights, d } = input;
+  for (const [name, rows] of [
+    ['keys', keys],
+    ['values', values],
   ] as const) {
-    if (!hasNonFinite(bits, first * d, (first + count) * d)) continue;
-    for (let r = first; r < first + count; r++) {
+    for (let m = from; m < to; m++) {
+      const o = members[m] * d;
       for (let j = 0; j < d; j++) {
-        if (!Number.isFinite(rows[r * d + j])) throw new RangeError(`mergeClusters: ${name} row ${r} is not finite`);
+        if (!Number.isFinite(rows[o + j]))
+          throw new RangeError(`mergeClusters: ${name} row ${members[m]} is not finite`);
       }
     }
   }
-}
-
-/** Clusters up to this size are accumulated one dimension at a time; larger ones row by row (measured faster). */
-const DIMENSION_MAJOR_MAX = 4;
-
-/** Below this many elements a plain loop copies faster than subarray + set (a subarray costs an allocation). */
-const BLOCK_COPY_MIN = 128;
-
-/** dst[to ..] = src[from .. from + count): bit for bit, since the caller only copies finite rows. */
-function copyRows(src: Float32Array, from: number, dst: Float32Array, to: number, count: number): void {
-  if (count >= BLOCK_COPY_MIN) dst.set(src.subarray(from, from + count), to);
-  else for (let j = 0; j < count; j++) dst[to + j] = src[from + j];
-}
-
-/** First non-finite entry of a cluster's rows, for the error message. */
-function firstNonFinite(rows: Float32Array, members: Int32Array, from: number, to: number, d: number): number {
+  let sizeSum = 0;
+  let givenWeightSum = 0;
   for (let m = from; m < to; m++) {
-    const o = members[m] * d;
-    for (let k = 0; k < d; k++) if (!Number.isFinite(rows[o + k])) return members[m];
+    sizeSum += sizes === undefined ? 1 : sizes[members[m]];
+    if (weights !== undefined) givenWeightSum += weights[members[m]];
   }
-  return -1;
+  const weightSum = givenWeightSum > 0 ? givenWeightSum : sizeSum;
+  if (1 / weightSum === Number.POSITIVE_INFINITY) {
+    throw new RangeError(
+      `mergeClusters: weights too small, the weights of cluster ${c} sum to ${weightSum}, whose reciprocal overflows`,
+    );
+  }
+  throw new RangeError(`mergeClusters: weights too large, the weighted mean of cluster ${c} overflows`);
 }
 
 /**
@@ -175,13 +209,17 @@ function firstNonFinite(rows: Float32Array, members: Int32Array, from: number, t
  * given; a cluster whose weights sum to 0 falls back to its sizes), sizes added, positions by `positionMode`.
  * Core c is cluster c. Merging cores again (with their `sizes`, `positions` and `weights`) equals merging all their
  * tokens at once, up to float rounding.
+ *
+ * A cluster's mean is, per dimension, (((w0·x0 + w1·x1) + w2·x2) + …) · (1 / Σw) in float64 over its members in index
+ * order, rounded once to float32; a cluster of one member is its row, bit for bit. The means are computed by a
+ * WebAssembly SIMD kernel (assembly/merge.ts) in one memory kept between calls.
  */
 export function mergeClusters(input: MergeInput): Cores {
   validate(input);
   const { keys, values, sizes, positions, n, d, assignment, numClusters: k, weights } = input;
   const first = input.positionMode === 'first';
 
-  // Counting sort of the entries by cluster, so each cluster is accumulated in one pass over a d-length scratch.
+  // Counting sort of the entries by cluster; every id is checked before the kernel sees it.
   const start = new Int32Array(k + 1);
   for (let i = 0; i < n; i++) {
     const c = assignment[i];
@@ -192,113 +230,61 @@ export function mergeClusters(input: MergeInput): Cores {
     if (start[c + 1] === 0) throw new RangeError(`mergeClusters: cluster ${c} has no members in assignment`);
     start[c + 1] += start[c];
   }
-  const members = new Int32Array(n);
-  const fill = start.slice(0, k);
-  for (let i = 0; i < n; i++) members[fill[assignment[i]]++] = i;
 
-  const outKeys = new Float32Array(k * d);
-  const outValues = new Float32Array(k * d);
   const outSizes = new Float32Array(k);
   const outPositions = new Float64Array(k);
   const outWeights = new Float64Array(k);
-  // every member's row offset and weight, for the cluster being merged (scratch, sized for the largest cluster)
-  let largest = 0;
-  for (let c = 0; c < k; c++) largest = Math.max(largest, start[c + 1] - start[c]);
-  const memberOffset = new Int32Array(largest);
-  const memberWeight = new Float64Array(largest);
-  const accKey = new Float64Array(d);
-  const accValue = new Float64Array(d);
-  const keyBits = new Uint32Array(keys.buffer, keys.byteOffset, keys.length);
-  const valueBits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  if (n === 0) {
+    const empty = { sizes: outSizes, positions: outPositions, weights: outWeights };
+    return { keys: new Float32Array(0), values: new Float32Array(0), ...empty };
+  }
+
+  // Kernel memory: member weights (f64), 1 / Σw per cluster (f64), start, members, the input rows, the means.
+  const weightAt = 0;
+  const invAt = weightAt + align16(8 * n);
+  const startAt = invAt + align16(8 * k);
+  const membersAt = startAt + align16(4 * (k + 1));
+  const rowsAt = membersAt + align16(4 * n);
+  const meansAt = rowsAt + align16(4 * n * d);
+  const kernel = kernelWith(meansAt + 4 * k * d, n, d);
+  const { buffer } = kernel.memory;
+  const memberWeight = new Float64Array(buffer, weightAt, n);
+  const inv = new Float64Array(buffer, invAt, k);
+  new Int32Array(buffer, startAt, k + 1).set(start);
+  const members = new Int32Array(buffer, membersAt, n);
+  const fill = start.slice(0, k);
+  for (let i = 0; i < n; i++) members[fill[assignment[i]]++] = i;
 
   for (let c = 0; c < k; c++) {
     const from = start[c];
     const to = start[c + 1];
     if (to - from === 1) {
-      // A run of singleton clusters over consecutive entries is a block copy: a singleton's mean is its own row
-      // (the float64 round trip w·x/w lands back on the same float32).
-      const head = members[from];
-      let run = 1;
-      while (c + run < k && start[c + run + 1] - start[c + run] === 1 && members[from + run] === head + run) run++;
-      copyRows(keys, head * d, outKeys, c * d, run * d);
-      copyRows(values, head * d, outValues, c * d, run * d);
-      for (let r = 0; r < run; r++) {
-        const i = head + r;
-        const s = sizes === undefined ? 1 : sizes[i];
-        outSizes[c + r] = s;
-        outPositions[c + r] = positions === undefined ? i : positions[i];
-        outWeights[c + r] = weights === undefined ? s : weights[i];
-      }
-      checkRowsFinite(keys, values, keyBits, valueBits, head, run, d);
-      c += run - 1;
+      // the kernel copies a single member's row; its weights are not read
+      const i = members[from];
+      const s = sizes === undefined ? 1 : sizes[i];
+      outSizes[c] = s;
+      outPositions[c] = positions === undefined ? i : positions[i];
+      outWeights[c] = weights === undefined ? s : weights[i];
       continue;
     }
     let sizeSum = 0;
     let positionSum = 0;
+    let givenWeightSum = 0;
     for (let m = from; m < to; m++) {
       const i = members[m];
       const s = sizes === undefined ? 1 : sizes[i];
       sizeSum += s;
       positionSum += s * (positions === undefined ? i : positions[i]);
+      if (weights !== undefined) givenWeightSum += weights[i];
     }
-    let givenWeightSum = 0;
-    if (weights !== undefined) for (let m = from; m < to; m++) givenWeightSum += weights[members[m]];
     const useWeights = givenWeightSum > 0;
-    const weightSum = useWeights ? givenWeightSum : sizeSum;
-    const oc = c * d;
-    // x − x is 0 for every finite x and NaN for NaN/±Inf: a branch, not a serial sum, keeps the copy fast.
-    let finite = true;
-    const size = to - from;
-    for (let t = 0; t < size; t++) {
-      const i = members[from + t];
-      memberOffset[t] = i * d;
-      memberWeight[t] = useWeights ? weights![i] : sizes === undefined ? 1 : sizes[i];
+    for (let m = from; m < to; m++) {
+      const i = members[m];
+      memberWeight[m] = useWeights ? weights![i] : sizes === undefined ? 1 : sizes[i];
     }
-    const inv = 1 / weightSum;
-    if (size <= DIMENSION_MAJOR_MAX) {
-      // One dimension at a time over the members, the sums kept in registers: the same additions in the same order
-      // as accumulating row by row, so the same bits.
-      const w0 = memberWeight[0];
-      const o0 = memberOffset[0];
-      for (let j = 0; j < d; j++) {
-        let sumKey = w0 * keys[o0 + j];
-        let sumValue = w0 * values[o0 + j];
-        for (let t = 1; t < size; t++) {
-          const w = memberWeight[t];
-          const o = memberOffset[t] + j;
-          sumKey += w * keys[o];
-          sumValue += w * values[o];
-        }
-        accKey[j] = sumKey;
-        accValue[j] = sumValue;
-      }
-    } else {
-      for (let j = 0, w = memberWeight[0], o = memberOffset[0]; j < d; j++) {
-        accKey[j] = w * keys[o + j];
-        accValue[j] = w * values[o + j];
-      }
-      for (let t = 1; t < size; t++) {
-        const w = memberWeight[t];
-        const o = memberOffset[t];
-        for (let j = 0; j < d; j++) {
-          accKey[j] += w * keys[o + j];
-          accValue[j] += w * values[o + j];
-        }
-      }
-    }
-    for (let j = 0; j < d; j++) {
-      const kv = accKey[j] * inv;
-      const vv = accValue[j] * inv;
-      outKeys[oc + j] = kv;
-      outValues[oc + j] = vv;
-      if (kv - kv !== 0 || vv - vv !== 0) finite = false;
-    }
-    // Finite float32 inputs cannot overflow a float64 mean, so a non-finite mean means NaN or ±Inf came in.
-    if (!finite) {
-      const badKey = firstNonFinite(keys, members, from, to, d);
-      if (badKey >= 0) throw new RangeError(`mergeClusters: keys row ${badKey} is not finite`);
-      throw new RangeError(`mergeClusters: values row ${firstNonFinite(values, members, from, to, d)} is not finite`);
-    }
+    // Σw = ∞ would make every finite mean 0, and 1 / Σw = ∞ would make it ∞ or NaN: NaN flags both as overflow.
+    const reciprocal = 1 / (useWeights ? givenWeightSum : sizeSum);
+    inv[c] = reciprocal > 0 && reciprocal < Number.POSITIVE_INFINITY ? reciprocal : Number.NaN;
     outSizes[c] = sizeSum;
     outWeights[c] = weights === undefined ? sizeSum : givenWeightSum;
     if (first) {
@@ -307,7 +293,21 @@ export function mergeClusters(input: MergeInput): Cores {
       outPositions[c] = positions === undefined ? i : positions[i];
     } else outPositions[c] = positionSum / sizeSum;
   }
-  return { keys: outKeys, values: outValues, sizes: outSizes, positions: outPositions, weights: outWeights };
+
+  // Keys, then values, through the same rows and means. A non-finite mean means a non-finite member row (NaN and ±Inf
+  // survive a weighted mean, and a singleton is copied) or weights that overflow.
+  const rows = new Float32Array(buffer, rowsAt, n * d);
+  const means = new Float32Array(buffer, meansAt, k * d);
+  rows.set(keys);
+  const badKey = kernel.meanRows(rowsAt, meansAt, membersAt, startAt, weightAt, invAt, k, d);
+  const outKeys = badKey < 0 ? means.slice() : null;
+  rows.set(values);
+  const badValue = kernel.meanRows(rowsAt, meansAt, membersAt, startAt, weightAt, invAt, k, d);
+  if (outKeys === null || badValue >= 0) {
+    const c = badKey < 0 || (badValue >= 0 && badValue < badKey) ? badValue : badKey;
+    throwNonFinite(input, members, start[c], start[c + 1], c);
+  }
+  return { keys: outKeys, values: means.slice(), sizes: outSizes, positions: outPositions, weights: outWeights };
 }
 
 /** ln(size) of every entry: the additive logit bias of proportional attention. Sizes must be finite and > 0. */

@@ -1,7 +1,7 @@
 import { chunk, type DelimiterSet } from '@semanticache/chunker';
 import { type CompareTo, gscCluster, type SeedOrder } from '@semanticache/gsc-cluster';
 import { mergeClusters, type PositionMode } from '@semanticache/merge';
-import { decodeFloat16BitsRun, float16BitsToFloat32Array } from '../fp16.js';
+import { float16BitsToFloat32Array, float32ArrayToFloat16Bits } from '../fp16.js';
 import type { HeadPlan, Importance } from '../plan.js';
 import type { KVCache } from '../store.js';
 import { HeadWriter, identityRemap } from './head-writer.js';
@@ -57,13 +57,19 @@ export function semanticache(
   importance: Importance | undefined,
 ): Int32Array[] {
   const d = cache.headDim;
+  // fp16 storage: every head's keys and values are decoded into two buffers shared by the layer's heads
+  let longest = 0;
+  for (const plan of plans) longest = Math.max(longest, plan.windowStart - plan.sinkEnd);
+  const float16 = cache.dtype === 'float16';
+  const keyRows = new Float32Array(float16 ? longest * d : 0);
+  const valueRows = new Float32Array(float16 ? longest * d : 0);
   return plans.map((plan, h) => {
     const { sinkEnd, windowStart, length } = plan;
     const fixedThreshold = settings.threshold !== undefined;
     const m = windowStart - sinkEnd;
     if ((!fixedThreshold && plan.keepMiddle < 0) || m === 0) return identityRemap(length);
     const view = cache.head(layer, h);
-    const keys = readRows(view.keys, sinkEnd, windowStart, d);
+    const keys = readRows(view.keys, sinkEnd, windowStart, d, keyRows);
 
     let offsets = entryChunkOffsets(view.origins.subarray(sinkEnd, windowStart), starts);
     if (!fixedThreshold && offsets.length - 1 > plan.keepMiddle) offsets = joinChunks(offsets, plan.keepMiddle);
@@ -77,58 +83,39 @@ export function semanticache(
       ...(scores && settings.seedOrder === 'importance' ? { importance: scores } : {}),
     });
 
-    // Only clusters with two or more members go through merge; singletons are copied bit for bit.
-    const members = new Int32Array(numClusters);
-    for (let i = 0; i < m; i++) members[assignment[i]]++;
-    const mergedId = new Int32Array(numClusters).fill(-1);
-    let numMerged = 0;
-    let mergedEntries = 0;
-    for (let c = 0; c < numClusters; c++) {
-      if (members[c] > 1) {
-        mergedId[c] = numMerged++;
-        mergedEntries += members[c];
-      }
-    }
-    const rows = new Int32Array(mergedEntries); // head entry index of every merged member
-    const subAssignment = new Int32Array(mergedEntries);
-    for (let i = 0, w = 0; i < m; i++) {
-      const c = mergedId[assignment[i]];
-      if (c >= 0) {
-        rows[w] = sinkEnd + i;
-        subAssignment[w++] = c;
-      }
-    }
-    const sizes = new Float32Array(mergedEntries);
-    const positions = new Float64Array(mergedEntries);
-    for (let w = 0; w < mergedEntries; w++) {
-      sizes[w] = sizeOf(view.logSizes[rows[w]]);
-      positions[w] = view.positions[rows[w]];
-    }
-    let weights: Float32Array | undefined;
-    if (settings.coreWeights === 'importance' && scores) {
-      weights = new Float32Array(mergedEntries);
-      for (let w = 0; w < mergedEntries; w++) weights[w] = scores[rows[w] - sinkEnd];
-    }
+    // Every compressible entry goes through merge (a cluster of one comes back as its own row, bit for bit), so the
+    // rows are never gathered in JavaScript and fp16 storage is re-encoded in one bulk pass per matrix.
+    const sizes = new Float32Array(m);
+    for (let i = 0; i < m; i++) sizes[i] = sizeOf(view.logSizes[sinkEnd + i]);
     const cores = mergeClusters({
-      keys: packRows(view.keys, rows, d),
-      values: packRows(view.values, rows, d),
+      keys,
+      values: readRows(view.values, sinkEnd, windowStart, d, valueRows),
       sizes,
-      positions,
-      n: mergedEntries,
+      positions: view.positions.subarray(sinkEnd, windowStart),
+      n: m,
       d,
-      assignment: subAssignment,
-      numClusters: numMerged,
+      assignment,
+      numClusters,
       positionMode: settings.positionMode,
-      ...(weights ? { weights } : {}),
+      ...(settings.coreWeights === 'importance' && scores ? { weights: scores } : {}),
     });
 
-    // a cluster takes the origin of its earliest member; entries are written in origin order
-    const clusterOrigin = new Int32Array(numClusters).fill(0x7fffffff);
+    // a cluster takes the origin of its earliest member; a singleton keeps its own ln size and position bits
+    const members = new Int32Array(numClusters);
+    const clusterOrigin = new Int32Array(numClusters);
     const firstMember = new Int32Array(numClusters);
     for (let i = m - 1; i >= 0; i--) {
       const c = assignment[i];
+      members[c]++;
       clusterOrigin[c] = view.origins[sinkEnd + i]; // origins ascend, so the last write is the earliest member
       firstMember[c] = sinkEnd + i;
+    }
+    const logSizes = new Float32Array(numClusters);
+    for (let c = 0; c < numClusters; c++) {
+      if (members[c] === 1) {
+        logSizes[c] = view.logSizes[firstMember[c]];
+        cores.positions[c] = view.positions[firstMember[c]];
+      } else logSizes[c] = Math.log(cores.sizes[c]);
     }
     const order = new Int32Array(numClusters);
     let sorted = true;
@@ -138,37 +125,20 @@ export function semanticache(
     }
     if (!sorted) order.sort((a, b) => clusterOrigin[a] - clusterOrigin[b]);
 
+    const coreKeys = float16 ? float32ArrayToFloat16Bits(cores.keys) : cores.keys;
+    const coreValues = float16 ? float32ArrayToFloat16Bits(cores.values) : cores.values;
     const writer = new HeadWriter(cache, sinkEnd + numClusters + (length - windowStart));
     const remap = new Int32Array(length);
     writer.copyRange(view, 0, sinkEnd, remap);
     const newIndex = new Int32Array(numClusters);
-    for (let r = 0; r < numClusters; ) {
-      const c = order[r];
-      const k = mergedId[c];
-      if (k >= 0) {
-        newIndex[c] = writer.push(
-          cores.keys,
-          cores.values,
-          k,
-          Math.log(cores.sizes[k]),
-          cores.positions[k],
-          clusterOrigin[c],
-        );
-        r++;
-        continue;
+    if (sorted) {
+      writer.pushBlock(coreKeys, coreValues, logSizes, cores.positions, clusterOrigin);
+      for (let c = 0; c < numClusters; c++) newIndex[c] = sinkEnd + c;
+    } else {
+      for (let r = 0; r < numClusters; r++) {
+        const c = order[r];
+        newIndex[c] = writer.push(coreKeys, coreValues, c, logSizes[c], cores.positions[c], clusterOrigin[c]);
       }
-      // a run of singletons over consecutive entries is copied as one block
-      let run = 1;
-      while (
-        r + run < numClusters &&
-        mergedId[order[r + run]] < 0 &&
-        firstMember[order[r + run]] === firstMember[c] + run
-      ) {
-        run++;
-      }
-      const at = writer.copyRun(view, firstMember[c], run);
-      for (let t = 0; t < run; t++) newIndex[order[r + t]] = at + t;
-      r += run;
     }
     for (let i = 0; i < m; i++) remap[sinkEnd + i] = newIndex[assignment[i]];
     writer.copyRange(view, windowStart, length, remap);
@@ -177,33 +147,19 @@ export function semanticache(
   });
 }
 
-/** Rows [from, to) of a head's keys or values as fp32: a view of fp32 storage, decoded from fp16 bits otherwise. */
-function readRows(src: Float32Array | Uint16Array, from: number, to: number, d: number): Float32Array {
+/**
+ * Rows [from, to) of a head's keys or values as fp32: a view of fp32 storage, or decoded from fp16 bits into the
+ * start of `buffer`.
+ */
+function readRows(
+  src: Float32Array | Uint16Array,
+  from: number,
+  to: number,
+  d: number,
+  buffer: Float32Array,
+): Float32Array {
   const rows = src.subarray(from * d, to * d);
-  return rows instanceof Float32Array ? rows : float16BitsToFloat32Array(rows);
-}
-
-/** Below this many elements a plain loop copies faster than subarray + set (a subarray costs an allocation). */
-const BLOCK_COPY_MIN = 128;
-
-/** The given ascending head entry rows of a head's keys or values, packed as fp32 (decoded from fp16 bits if stored
- * so); consecutive rows are copied as one run. */
-function packRows(src: Float32Array | Uint16Array, rows: Int32Array, d: number): Float32Array {
-  const out = new Float32Array(rows.length * d);
-  const outBits = new Uint32Array(out.buffer);
-  let w = 0;
-  while (w < rows.length) {
-    let end = w + 1;
-    while (end < rows.length && rows[end] === rows[end - 1] + 1) end++;
-    const from = rows[w] * d;
-    const count = (end - w) * d;
-    const to = w * d;
-    if (!(src instanceof Float32Array)) decodeFloat16BitsRun(src, from, outBits, to, count);
-    else if (count >= BLOCK_COPY_MIN) out.set(src.subarray(from, from + count), to);
-    else for (let j = 0; j < count; j++) out[to + j] = src[from + j];
-    w = end;
-  }
-  return out;
+  return rows instanceof Float32Array ? rows : float16BitsToFloat32Array(rows, buffer.subarray(0, rows.length));
 }
 
 /** Chunk boundaries in entry space: a new chunk starts where an entry's origin crosses a token chunk start. */

@@ -1,0 +1,11 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { expect, it } from 'vitest';
+// @ts-expect-error: a plain JavaScript module without type declarations
+import { generate } from '../../../tools/build-wasm.mjs';
+
+it('src/gsc.wasm.ts is compiled from the current assembly/gsc.ts (else run pnpm build:wasm)', async () => {
+  const source: string = await generate(fileURLToPath(new URL('../assembly/gsc.ts', import.meta.url)));
+  const committed = readFileSync(new URL('./gsc.wasm.ts', import.meta.url), 'utf8');
+  expect(source === committed, 'src/gsc.wasm.ts is stale: run pnpm build:wasm').toBe(true);
+});
