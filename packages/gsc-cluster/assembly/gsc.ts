@@ -34,6 +34,7 @@ let centroidSum: usize = 0; // f64 [d]: running sum of the normalized members (c
 let margin: f64 = 0;
 let chunkCache: usize = 0; // f64 [numChunks × 2]: (lo, hi] of the keys for which a chunk's last pass holds
 let chunkCount: usize = 0; // i32 [numChunks]: clusters of a chunk's last pass
+let compactTable: usize = 0; // u8 [16 × 16]: swizzle packing the lanes set in a 4-bit mask to the front
 let chunkMax: usize = 0; // f32 [numChunks]: largest estimated cosine of a chunk's pairs (+∞ if unknown)
 
 export function setup(
@@ -59,6 +60,7 @@ export function setup(
   chunkCacheAt: usize,
   chunkCountAt: usize,
   chunkMaxAt: usize,
+  compactTableAt: usize,
 ): void {
   keys = keysAt;
   d = rowLength;
@@ -82,6 +84,16 @@ export function setup(
   chunkCache = chunkCacheAt;
   chunkCount = chunkCountAt;
   chunkMax = chunkMaxAt;
+  compactTable = compactTableAt;
+  for (let mask = 0; mask < 16; mask++) {
+    let w = 0;
+    for (let lane = 0; lane < 4; lane++) {
+      if ((mask & (1 << lane)) === 0) continue;
+      for (let b = 0; b < 4; b++) store<u8>(compactTable + <usize>(mask * 16 + w * 4 + b), <u8>(lane * 4 + b));
+      w++;
+    }
+    for (; w < 4; w++) for (let b = 0; b < 4; b++) store<u8>(compactTable + <usize>(mask * 16 + w * 4 + b), 0);
+  }
   for (let c = 0; c < numChunks; c++) {
     store<f64>(chunkCache + ((<usize>c) << 4), Infinity); // an empty interval: nothing cached yet
     store<f64>(chunkCache + ((<usize>c) << 4), -Infinity, 8);
@@ -254,6 +266,22 @@ export function buildGram(): void {
   }
 }
 
+/** The smallest float32 ≥ x (x finite or −∞): for a float32 c, c ≥ x ⟺ c ≥ it, and c < x ⟺ c < it. */
+function float32AtLeast(x: f64): f32 {
+  let f = <f32>x;
+  if (<f64>f < x) {
+    if (f === 0) f = reinterpret<f32>(<u32>1);
+    else if (f > 0) f = reinterpret<f32>(reinterpret<u32>(f) + 1);
+    else f = reinterpret<f32>(reinterpret<u32>(f) - 1);
+  }
+  return f;
+}
+
+/** The cosine c with c·|c| = key. */
+function signedRoot(key: f64): f64 {
+  return key >= 0 ? Math.sqrt(key) : -Math.sqrt(-key);
+}
+
 /** Marks protected tokens as singletons and returns their number (every pass counts them as clusters). */
 function recordProtected(record: bool): i32 {
   if (record && protectedMask !== 0) {
@@ -279,6 +307,11 @@ export function pass(tauKey: f64, record: bool): i32 {
   let clusters = recordProtected(record);
   const above = tauKey + margin;
   const below = tauKey - margin;
+  // the same decisive bounds as cosines, for four float32 estimates at a time
+  const joinAt = f32x4.splat(float32AtLeast(signedRoot(above)));
+  const stayBelow = f32x4.splat(float32AtLeast(signedRoot(below)));
+  const positive = f32x4.splat(Infinity);
+  const negative = f32x4.splat(-Infinity);
   for (let c = 0; c < numChunks; c++) {
     const most = <f64>load<f32>(chunkMax + ((<usize>c) << 2));
     if (most * Math.abs(most) < below) {
@@ -310,6 +343,8 @@ export function pass(tauKey: f64, record: bool): i32 {
     // the interval, from the extreme screened estimates (± margin) and exact keys; plain comparisons, not f64.min/max
     let lo = -Infinity;
     let hi = Infinity;
+    let lowestJoin = positive; // lane-wise extreme estimated cosines of the four-at-a-time path
+    let highestStay = negative;
     while (len > 0) {
       const seed = load<i32>(remaining);
       if (record) {
@@ -336,7 +371,41 @@ export function pass(tauKey: f64, record: bool): i32 {
         stride = 0;
       }
       let kept = 0;
-      for (let r = 1; r < len; r++) {
+      let r = 1;
+      if (stride !== 0 && !record) {
+        // counting over a cached row, four tokens at a time; a group with an undecided token goes one by one below
+        for (; r + 3 < len; r += 4) {
+          const tokens = v128.load(remaining + ((<usize>r) << 2));
+          let cosines = f32x4.splat(load<f32>(estimateAt + ((<usize>i32x4.extract_lane(tokens, 0)) << 2)));
+          cosines = f32x4.replace_lane(
+            cosines,
+            1,
+            load<f32>(estimateAt + ((<usize>i32x4.extract_lane(tokens, 1)) << 2)),
+          );
+          cosines = f32x4.replace_lane(
+            cosines,
+            2,
+            load<f32>(estimateAt + ((<usize>i32x4.extract_lane(tokens, 2)) << 2)),
+          );
+          cosines = f32x4.replace_lane(
+            cosines,
+            3,
+            load<f32>(estimateAt + ((<usize>i32x4.extract_lane(tokens, 3)) << 2)),
+          );
+          const joins = f32x4.ge(cosines, joinAt);
+          const stays = f32x4.lt(cosines, stayBelow);
+          if (!v128.all_true<i32>(v128.or(joins, stays))) break;
+          lowestJoin = f32x4.pmin(lowestJoin, v128.bitselect(cosines, positive, joins));
+          highestStay = f32x4.pmax(highestStay, v128.bitselect(cosines, negative, stays));
+          const mask = i32x4.bitmask(stays);
+          v128.store(
+            remaining + ((<usize>kept) << 2),
+            i8x16.swizzle(tokens, v128.load(compactTable + ((<usize>mask) << 4))),
+          );
+          kept += <i32>popcnt<u32>(mask);
+        }
+      }
+      for (; r < len; r++) {
         const j = load<i32>(remaining + ((<usize>r) << 2));
         const cosine = <f64>load<f32>(estimateAt + ((stride !== 0 ? <usize>j : <usize>r) << 2));
         const estimate = cosine * Math.abs(cosine);
@@ -368,6 +437,16 @@ export function pass(tauKey: f64, record: bool): i32 {
       }
       len = kept;
     }
+    const join = min(
+      min(f32x4.extract_lane(lowestJoin, 0), f32x4.extract_lane(lowestJoin, 1)),
+      min(f32x4.extract_lane(lowestJoin, 2), f32x4.extract_lane(lowestJoin, 3)),
+    );
+    const stay = max(
+      max(f32x4.extract_lane(highestStay, 0), f32x4.extract_lane(highestStay, 1)),
+      max(f32x4.extract_lane(highestStay, 2), f32x4.extract_lane(highestStay, 3)),
+    );
+    if (<f64>join * Math.abs(<f64>join) < hi) hi = <f64>join * Math.abs(<f64>join);
+    if (<f64>stay * Math.abs(<f64>stay) > lo) lo = <f64>stay * Math.abs(<f64>stay);
     store<f64>(cache, lo + margin);
     store<f64>(cache, hi - margin, 8);
     store<i32>(chunkCount + ((<usize>c) << 2), count);

@@ -186,6 +186,7 @@ function prepare(
   const chunkCacheAt = layout.take(numChunks * 16);
   const chunkCountAt = layout.take(numChunks * 4);
   const chunkMaxAt = layout.take(numChunks * 4);
+  const compactTableAt = layout.take(256);
   const { exports: kernel, buffer } = layout.kernel('gscCluster');
 
   new Float32Array(buffer, keysAt, n * d).set(keys);
@@ -229,6 +230,7 @@ function prepare(
     chunkCacheAt,
     chunkCountAt,
     chunkMaxAt,
+    compactTableAt,
   );
   // Squares of finite float32 values cannot overflow float64, so a non-finite sum means NaN or ±Inf in the row.
   const bad = kernel.squaredNorms();

@@ -139,4 +139,54 @@ describe('KVCache store', () => {
     );
     expect(() => cache.truncate(-1)).toThrow(RangeError);
   });
+  it('splices a range in place (shrinking, growing, at either end), keeping the rest and failing cleanly', () => {
+    for (const dtype of ['float32', 'float16'] as const) {
+      const cache = new KVCache({ numLayers: 1, numKvHeads: 2, headDim: 3, dtype, initialCapacity: 8 });
+      cache.append(
+        0,
+        block(8, 2, 3, 5),
+        block(8, 2, 3, 6),
+        Int32Array.from({ length: 8 }, (_, i) => i),
+      );
+      const before = cache.readFloat32(0, 1, 'keys');
+      const beforeOther = cache.readFloat32(0, 0, 'values');
+      const entries = (k: number, fill: number) => ({
+        keys: new Float32Array(k * 3).fill(fill),
+        values: new Float32Array(k * 3).fill(-fill),
+        logSizes: new Float32Array(k).fill(Math.log(2)),
+        positions: Float64Array.from({ length: k }, (_, i) => 100 + i),
+        origins: Int32Array.from({ length: k }, (_, i) => i % 8),
+        length: k,
+      });
+      // 8 entries: replace [2, 6) with 1 core → 5 entries, the tail moved down
+      cache.splice(0, 1, 2, 6, entries(1, 0.5));
+      const keys = cache.readFloat32(0, 1, 'keys');
+      expect(cache.length(0, 1)).toBe(5);
+      expect(Array.from(keys.subarray(0, 6))).toEqual(Array.from(before.subarray(0, 6)));
+      expect(Array.from(keys.subarray(6, 9))).toEqual([0.5, 0.5, 0.5]);
+      expect(Array.from(keys.subarray(9, 15))).toEqual(Array.from(before.subarray(18, 24)));
+      const view = cache.head(0, 1);
+      expect(Array.from(view.positions)).toEqual([0, 1, 100, 6, 7]);
+      expect(Array.from(view.origins)).toEqual([0, 1, 0, 6, 7]);
+      expect(view.logSizes[2]).toBeCloseTo(Math.log(2), 6);
+      // growing past the capacity, and splicing at the end
+      cache.splice(0, 1, 5, 5, entries(9, 0.25));
+      expect(cache.length(0, 1)).toBe(14);
+      expect(cache.readFloat32(0, 1, 'keys')[13 * 3]).toBe(0.25);
+      expect(Array.from(cache.readFloat32(0, 0, 'values'))).toEqual(Array.from(beforeOther)); // other head untouched
+      const length = cache.length(0, 1);
+      expect(() => cache.splice(0, 1, 3, 2, entries(1, 1))).toThrow(RangeError);
+      expect(() => cache.splice(0, 1, 0, length + 1, entries(1, 1))).toThrow(RangeError);
+      expect(() => cache.splice(0, 1, 0, 1, { ...entries(1, 1), origins: undefined })).toThrow(/origins/);
+      expect(() => cache.splice(0, 1, 0, 1, { ...entries(1, 1), origins: Int32Array.of(99) })).toThrow(/outside/);
+      const own = cache.head(0, 1);
+      expect(() =>
+        cache.splice(0, 1, 0, 1, { ...entries(1, 1), keys: own.keys.subarray(0, 3) as Float32Array }),
+      ).toThrow(dtype === 'float32' ? /share memory/ : /share memory|Float32Array/);
+      if (dtype === 'float32') {
+        expect(() => cache.splice(0, 1, 0, 1, { ...entries(1, Number.NaN) })).toThrow(/non-finite/);
+      }
+      expect(cache.length(0, 1)).toBe(length); // failed calls change nothing
+    }
+  });
 });

@@ -201,41 +201,62 @@ export class KVCache {
     return src instanceof Float32Array ? src.slice() : float16BitsToFloat32Array(src);
   }
 
+  /**
+   * Replaces a head's entries [from, to) with `contents.length` new ones, moving the later entries; in place, without
+   * reallocating unless the head grows past its capacity. The inputs are copied (they may not alias the head's
+   * storage) and validated like `replace`; `contents.origins` is required.
+   */
+  splice(layer: number, head: number, from: number, to: number, contents: HeadContents): void {
+    const s = this.slot(layer, head);
+    const current = this.lengths[s];
+    if (!Number.isInteger(from) || !Number.isInteger(to) || from < 0 || from > to || to > current) {
+      throw new RangeError(`from, to: expected 0 ≤ from ≤ to ≤ ${current}, got ${String(from)}, ${String(to)}`);
+    }
+    const { length, origins } = this.checkContents(layer, contents);
+    if (origins === undefined) throw new TypeError('contents.origins: required by splice');
+    for (const [name, array] of [
+      ['contents.keys', contents.keys],
+      ['contents.values', contents.values],
+    ] as const) {
+      if (array.buffer === this.keyBuffers[s].buffer || array.buffer === this.valueBuffers[s].buffer) {
+        throw new TypeError(`${name}: must not share memory with the head's storage`);
+      }
+    }
+    const d = this.headDim;
+    const total = current - (to - from) + length;
+    this.ensureCapacity(s, total);
+    const moveTail = <T extends Float32Array | Uint16Array | Float64Array | Int32Array>(array: T, width: number) => {
+      array.copyWithin((from + length) * width, to * width, current * width);
+    };
+    moveTail(this.keyBuffers[s], d);
+    moveTail(this.valueBuffers[s], d);
+    moveTail(this.logSizeBuffers[s], 1);
+    moveTail(this.positionBuffers[s], 1);
+    moveTail(this.originBuffers[s], 1);
+    this.writeStorage(this.keyBuffers[s].subarray(from * d), contents.keys, length * d);
+    this.writeStorage(this.valueBuffers[s].subarray(from * d), contents.values, length * d);
+    this.logSizeBuffers[s].set(contents.logSizes.subarray(0, length), from);
+    this.positionBuffers[s].set(contents.positions.subarray(0, length), from);
+    this.originBuffers[s].set(origins.subarray(0, length), from);
+    this.lengths[s] = total;
+    this.sealedTokens[s] = this.appended[layer];
+    this.viewCache[layer] = undefined;
+  }
+
   /** Replaces a head's contents (typically with compressed entries). The inputs are copied. */
   replace(layer: number, head: number, contents: HeadContents): void {
     const s = this.slot(layer, head);
-    if (contents === null || typeof contents !== 'object') throw new TypeError('contents: expected an object');
-    const { length } = contents;
-    if (!Number.isInteger(length) || length < 0) {
-      throw new RangeError(`contents.length: expected a non-negative integer, got ${String(length)}`);
-    }
-    const d = this.headDim;
-    this.checkStorageArray('contents.keys', contents.keys, length * d);
-    this.checkStorageArray('contents.values', contents.values, length * d);
-    if (!(contents.logSizes instanceof Float32Array) || contents.logSizes.length < length) {
-      throw new TypeError(`contents.logSizes: expected a Float32Array of at least ${length} entries`);
-    }
-    const positions = contents.positions;
-    if (!(positions instanceof Float64Array || positions instanceof Int32Array) || positions.length < length) {
-      throw new TypeError(`contents.positions: expected a Float64Array or Int32Array of at least ${length} entries`);
-    }
-    const appended = this.appended[layer];
-    let origins = contents.origins;
+    const checked = this.checkContents(layer, contents);
+    const { length } = checked;
+    let origins = checked.origins;
     if (origins === undefined) {
       if (length !== this.lengths[s]) {
         throw new TypeError('contents.origins: required when the number of entries changes');
       }
       origins = this.originBuffers[s].slice(0, length);
-    } else if (!(origins instanceof Int32Array) || origins.length < length) {
-      throw new TypeError(`contents.origins: expected an Int32Array of at least ${length} entries`);
     }
-    for (let i = 0; i < length; i++) {
-      if (!Number.isFinite(contents.logSizes[i])) throw new RangeError(`contents.logSizes: non-finite at ${i}`);
-      if (!Number.isFinite(positions[i])) throw new RangeError(`contents.positions: non-finite at ${i}`);
-      if (origins[i] < 0 || origins[i] >= appended) {
-        throw new RangeError(`contents.origins: ${origins[i]} at ${i} is outside the ${appended} appended tokens`);
-      }
-    }
+    const d = this.headDim;
+    const positions = contents.positions;
     this.ensureCapacity(s, length);
     this.writeStorage(this.keyBuffers[s], contents.keys, length * d);
     this.writeStorage(this.valueBuffers[s], contents.values, length * d);
@@ -243,7 +264,7 @@ export class KVCache {
     this.positionBuffers[s].set(positions.subarray(0, length));
     this.originBuffers[s].set(origins.subarray(0, length));
     this.lengths[s] = length;
-    this.sealedTokens[s] = appended;
+    this.sealedTokens[s] = this.appended[layer];
     this.viewCache[layer] = undefined;
   }
 
@@ -406,6 +427,38 @@ export class KVCache {
       throw new RangeError(`head: expected an integer in [0, ${this.numKvHeads - 1}], got ${String(head)}`);
     }
     return layer * this.numKvHeads + head;
+  }
+
+  /** Validates replacement contents (shapes, dtypes, finiteness, origins within the appended tokens). */
+  private checkContents(layer: number, contents: HeadContents): { length: number; origins: Int32Array | undefined } {
+    if (contents === null || typeof contents !== 'object') throw new TypeError('contents: expected an object');
+    const { length } = contents;
+    if (!Number.isInteger(length) || length < 0) {
+      throw new RangeError(`contents.length: expected a non-negative integer, got ${String(length)}`);
+    }
+    const d = this.headDim;
+    this.checkStorageArray('contents.keys', contents.keys, length * d);
+    this.checkStorageArray('contents.values', contents.values, length * d);
+    if (!(contents.logSizes instanceof Float32Array) || contents.logSizes.length < length) {
+      throw new TypeError(`contents.logSizes: expected a Float32Array of at least ${length} entries`);
+    }
+    const positions = contents.positions;
+    if (!(positions instanceof Float64Array || positions instanceof Int32Array) || positions.length < length) {
+      throw new TypeError(`contents.positions: expected a Float64Array or Int32Array of at least ${length} entries`);
+    }
+    const origins = contents.origins;
+    if (origins !== undefined && (!(origins instanceof Int32Array) || origins.length < length)) {
+      throw new TypeError(`contents.origins: expected an Int32Array of at least ${length} entries`);
+    }
+    const appended = this.appended[layer];
+    for (let i = 0; i < length; i++) {
+      if (!Number.isFinite(contents.logSizes[i])) throw new RangeError(`contents.logSizes: non-finite at ${i}`);
+      if (!Number.isFinite(positions[i])) throw new RangeError(`contents.positions: non-finite at ${i}`);
+      if (origins !== undefined && (origins[i] < 0 || origins[i] >= appended)) {
+        throw new RangeError(`contents.origins: ${origins[i]} at ${i} is outside the ${appended} appended tokens`);
+      }
+    }
+    return { length, origins };
   }
 
   private checkStorageArray(name: string, array: unknown, minLength: number): void {

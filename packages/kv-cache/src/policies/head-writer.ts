@@ -64,13 +64,10 @@ export class HeadWriter {
     return at;
   }
 
-  /**
-   * Appends a new entry from row `row` of key and value matrices: fp32, or already in the storage's fp16 bits (bulk
-   * encoding whole matrices first is much faster than row by row).
-   */
+  /** Appends a new entry from row `row` of fp32 key and value matrices. */
   push(
-    keys: Float32Array | Uint16Array,
-    values: Float32Array | Uint16Array,
+    keys: Float32Array,
+    values: Float32Array,
     row: number,
     logSize: number,
     position: number,
@@ -85,50 +82,23 @@ export class HeadWriter {
     return at;
   }
 
-  /** Appends whole matrices of new entries, in order (keys and values in the storage's dtype, or fp32). */
-  pushBlock(
-    keys: Float32Array | Uint16Array,
-    values: Float32Array | Uint16Array,
-    logSizes: Float32Array,
-    positions: Float64Array,
-    origins: Int32Array,
-  ): void {
-    const count = logSizes.length;
-    const at = this.length;
-    const d = this.d;
-    if (keys instanceof Float32Array === this.keys instanceof Float32Array) {
-      this.keys.set(keys as Float32Array, at * d);
-      this.values.set(values as Float32Array, at * d);
-    } else {
-      for (let r = 0; r < count; r++) {
-        this.writeRow(this.keys, at + r, keys, r * d);
-        this.writeRow(this.values, at + r, values, r * d);
-      }
-    }
-    this.logSizes.set(logSizes, at);
-    this.positions.set(positions, at);
-    this.origins.set(origins, at);
-    this.length += count;
-  }
-
   commit(cache: KVCache, layer: number, head: number): void {
     cache.replace(layer, head, this);
   }
 
-  private writeRow(dst: Float32Array | Uint16Array, at: number, src: Float32Array | Uint16Array, offset: number): void {
+  private writeRow(dst: Float32Array | Uint16Array, at: number, src: Float32Array, offset: number): void {
     const d = this.d;
-    if (dst instanceof Float32Array === src instanceof Float32Array) {
+    if (dst instanceof Float32Array) {
       for (let j = 0; j < d; j++) dst[at * d + j] = src[offset + j];
       return;
     }
-    if (!(src instanceof Float32Array)) throw new TypeError('HeadWriter: fp16 rows go to fp16 storage only');
     // bit views of the (few) source matrices, made once each rather than per row
     let bits = this.bitViews.get(src);
     if (!bits) {
       bits = new Uint32Array(src.buffer, src.byteOffset, src.length);
       this.bitViews.set(src, bits);
     }
-    encodeFloat16Run(bits, offset, dst as Uint16Array, at * d, d);
+    encodeFloat16Run(bits, offset, dst, at * d, d);
   }
 }
 

@@ -1,7 +1,7 @@
 import { chunk, type DelimiterSet } from '@semanticache/chunker';
 import { type CompareTo, gscCluster, type SeedOrder } from '@semanticache/gsc-cluster';
 import { mergeClusters, type PositionMode } from '@semanticache/merge';
-import { float16BitsToFloat32Array, float32ArrayToFloat16Bits } from '../fp16.js';
+import { float16BitsToFloat32Array } from '../fp16.js';
 import type { HeadPlan, Importance } from '../plan.js';
 import type { KVCache } from '../store.js';
 import { HeadWriter, identityRemap } from './head-writer.js';
@@ -125,24 +125,32 @@ export function semanticache(
     }
     if (!sorted) order.sort((a, b) => clusterOrigin[a] - clusterOrigin[b]);
 
-    const coreKeys = float16 ? float32ArrayToFloat16Bits(cores.keys) : cores.keys;
-    const coreValues = float16 ? float32ArrayToFloat16Bits(cores.values) : cores.values;
-    const writer = new HeadWriter(cache, sinkEnd + numClusters + (length - windowStart));
     const remap = new Int32Array(length);
-    writer.copyRange(view, 0, sinkEnd, remap);
+    for (let i = 0; i < sinkEnd; i++) remap[i] = i;
     const newIndex = new Int32Array(numClusters);
     if (sorted) {
-      writer.pushBlock(coreKeys, coreValues, logSizes, cores.positions, clusterOrigin);
+      // cores replace the compressible range in place; the window moves down behind them
       for (let c = 0; c < numClusters; c++) newIndex[c] = sinkEnd + c;
+      cache.splice(layer, h, sinkEnd, windowStart, {
+        keys: cores.keys,
+        values: cores.values,
+        logSizes,
+        positions: cores.positions,
+        origins: clusterOrigin,
+        length: numClusters,
+      });
     } else {
+      const writer = new HeadWriter(cache, sinkEnd + numClusters + (length - windowStart));
+      writer.copyRange(view, 0, sinkEnd, remap);
       for (let r = 0; r < numClusters; r++) {
         const c = order[r];
-        newIndex[c] = writer.push(coreKeys, coreValues, c, logSizes[c], cores.positions[c], clusterOrigin[c]);
+        newIndex[c] = writer.push(cores.keys, cores.values, c, logSizes[c], cores.positions[c], clusterOrigin[c]);
       }
+      writer.copyRange(view, windowStart, length, new Int32Array(length));
+      writer.commit(cache, layer, h);
     }
     for (let i = 0; i < m; i++) remap[sinkEnd + i] = newIndex[assignment[i]];
-    writer.copyRange(view, windowStart, length, remap);
-    writer.commit(cache, layer, h);
+    for (let i = windowStart; i < length; i++) remap[i] = sinkEnd + numClusters + (i - windowStart);
     return remap;
   });
 }
