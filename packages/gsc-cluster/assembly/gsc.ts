@@ -34,6 +34,7 @@ let centroidSum: usize = 0; // f64 [d]: running sum of the normalized members (c
 let margin: f64 = 0;
 let chunkCache: usize = 0; // f64 [numChunks × 2]: (lo, hi] of the keys for which a chunk's last pass holds
 let chunkCount: usize = 0; // i32 [numChunks]: clusters of a chunk's last pass
+let approximate: usize = 0; // u8 [n]: 1 where simKey holds a screened estimate (within margin of the exact key)
 let compactTable: usize = 0; // u8 [16 × 16]: swizzle packing the lanes set in a 4-bit mask to the front
 let chunkMax: usize = 0; // f32 [numChunks]: largest estimated cosine of a chunk's pairs (+∞ if unknown)
 
@@ -61,6 +62,7 @@ export function setup(
   chunkCountAt: usize,
   chunkMaxAt: usize,
   compactTableAt: usize,
+  approximateAt: usize,
 ): void {
   keys = keysAt;
   d = rowLength;
@@ -85,6 +87,7 @@ export function setup(
   chunkCount = chunkCountAt;
   chunkMax = chunkMaxAt;
   compactTable = compactTableAt;
+  approximate = approximateAt;
   for (let mask = 0; mask < 16; mask++) {
     let w = 0;
     for (let lane = 0; lane < 4; lane++) {
@@ -187,13 +190,43 @@ function estimates(a: usize, index: usize, first: i32, count: i32, out: usize): 
   }
 }
 
+/** Lanes summed as (l0 + l1) + (l2 + l3), then the d mod 4 tail in order, from dimension k. */
+function squaredNormTail(r: usize, from: i32, lo: v128, hi: v128): f64 {
+  let s =
+    f64x2.extract_lane(lo, 0) + f64x2.extract_lane(lo, 1) + (f64x2.extract_lane(hi, 0) + f64x2.extract_lane(hi, 1));
+  for (let k = from; k < d; k++) {
+    const x = <f64>load<f32>(r + ((<usize>k) << 2));
+    s += x * x;
+  }
+  return s;
+}
+
 /**
  * Squared norms and unit rows of every row; returns the first row whose norm is not finite (NaN or ±Inf in it), or
  * −1. In centroid mode (invNorm set) it writes inverse norms instead of unit rows.
  */
 export function squaredNorms(): i32 {
-  let bad = -1;
-  for (let i = 0; i < n; i++) {
+  // two rows at a time: four independent accumulator chains instead of two
+  let i = 0;
+  for (; i + 1 < n; i += 2) {
+    const r0 = row(i);
+    const r1 = row(i + 1);
+    let lo0 = f64x2.splat(0);
+    let hi0 = f64x2.splat(0);
+    let lo1 = f64x2.splat(0);
+    let hi1 = f64x2.splat(0);
+    let k = 0;
+    for (; k + 3 < d; k += 4) {
+      const o = (<usize>k) << 2;
+      lo0 = f64x2.add(lo0, products(r0 + o, r0 + o));
+      hi0 = f64x2.add(hi0, products(r0 + o + 8, r0 + o + 8));
+      lo1 = f64x2.add(lo1, products(r1 + o, r1 + o));
+      hi1 = f64x2.add(hi1, products(r1 + o + 8, r1 + o + 8));
+    }
+    store<f64>(normSq + ((<usize>i) << 3), squaredNormTail(r0, k, lo0, hi0));
+    store<f64>(normSq + ((<usize>(i + 1)) << 3), squaredNormTail(r1, k, lo1, hi1));
+  }
+  if (i < n) {
     const r = row(i);
     let lo = f64x2.splat(0);
     let hi = f64x2.splat(0);
@@ -203,13 +236,12 @@ export function squaredNorms(): i32 {
       lo = f64x2.add(lo, products(r + o, r + o));
       hi = f64x2.add(hi, products(r + o + 8, r + o + 8));
     }
-    let s =
-      f64x2.extract_lane(lo, 0) + f64x2.extract_lane(lo, 1) + (f64x2.extract_lane(hi, 0) + f64x2.extract_lane(hi, 1));
-    for (; k < d; k++) {
-      const x = <f64>load<f32>(r + ((<usize>k) << 2));
-      s += x * x;
-    }
-    store<f64>(normSq + ((<usize>i) << 3), s);
+    store<f64>(normSq + ((<usize>i) << 3), squaredNormTail(r, k, lo, hi));
+  }
+  let bad = -1;
+  for (let i = 0; i < n; i++) {
+    const r = row(i);
+    const s = load<f64>(normSq + ((<usize>i) << 3));
     if (s - s !== 0) {
       // NaN or ±Inf
       if (bad < 0) bad = i;
@@ -225,7 +257,7 @@ export function squaredNorms(): i32 {
     // zero rows, and rows so tiny that the scale overflows float32, are never screened
     store<u8>(exactOnly + <usize>i, s > 0 && factor - factor === 0 ? 0 : 1);
     const scaled = f32x4.splat(factor);
-    k = 0;
+    let k = 0;
     for (; k + 7 < d; k += 8) {
       const lo = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(r + ((<usize>k) << 2)), scaled)));
       const hi = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(r + ((<usize>k) << 2), 16), scaled)));
@@ -280,6 +312,16 @@ function float32AtLeast(x: f64): f32 {
 /** The cosine c with c·|c| = key. */
 function signedRoot(key: f64): f64 {
   return key >= 0 ? Math.sqrt(key) : -Math.sqrt(-key);
+}
+
+/** The exact similarity key of token j to the seed of its cluster (owner[j]). */
+export function exactKey(j: i32): f64 {
+  return exactSimilarity(load<i32>(owner + ((<usize>j) << 2)), j);
+}
+
+/** How far a screened estimate can be from the exact key. */
+export function screeningMargin(): f64 {
+  return margin;
 }
 
 /** Marks protected tokens as singletons and returns their number (every pass counts them as clusters). */
@@ -413,7 +455,9 @@ export function pass(tauKey: f64, record: bool): i32 {
           if (estimate < hi) hi = estimate;
           if (record) {
             store<i32>(owner + ((<usize>j) << 2), seed);
-            store<f64>(simKey + ((<usize>j) << 3), exactSimilarity(seed, j));
+            // the estimate stands in for the exact key; splitting computes exact keys where they matter
+            store<f64>(simKey + ((<usize>j) << 3), estimate);
+            store<u8>(approximate + <usize>j, 1);
           }
         } else if (estimate < below) {
           if (estimate > lo) lo = estimate;

@@ -64,6 +64,8 @@ interface Prepared {
   /** Views into the module's memory, valid until the next call. */
   owner: Int32Array;
   simKey: Float64Array;
+  /** 1 where simKey is a screened estimate rather than the exact key (record passes of seed comparison). */
+  approximate: Uint8Array;
 }
 
 /** The comparison key of τ: τ·|τ|, and −∞ at τ = −1 so that rounding can never keep a token out. */
@@ -187,6 +189,7 @@ function prepare(
   const chunkCountAt = layout.take(numChunks * 4);
   const chunkMaxAt = layout.take(numChunks * 4);
   const compactTableAt = layout.take(256);
+  const approximateAt = layout.take(n);
   const { exports: kernel, buffer } = layout.kernel('gscCluster');
 
   new Float32Array(buffer, keysAt, n * d).set(keys);
@@ -231,6 +234,7 @@ function prepare(
     chunkCountAt,
     chunkMaxAt,
     compactTableAt,
+    approximateAt,
   );
   // Squares of finite float32 values cannot overflow float64, so a non-finite sum means NaN or ±Inf in the row.
   const bad = kernel.squaredNorms();
@@ -244,6 +248,7 @@ function prepare(
     kernel,
     owner: new Int32Array(buffer, ownerAt, n),
     simKey: new Float64Array(buffer, simKeyAt, n),
+    approximate: new Uint8Array(buffer, approximateAt, n).fill(0),
   };
 }
 
@@ -287,7 +292,7 @@ export function kthSmallest(values: Float64Array, k: number): number {
 
 /** Turns the smallest-similarity members into singletons until `count` reaches `target`. Returns how many split. */
 function splitWeakestMembers(p: Prepared, count: number, target: number): number {
-  const { owner, simKey, n } = p;
+  const { owner, simKey, approximate, n, kernel } = p;
   let need = target - count;
   if (need <= 0) return 0;
   let members = 0;
@@ -295,6 +300,18 @@ function splitWeakestMembers(p: Prepared, count: number, target: number): number
   const keys = new Float64Array(members);
   let w = 0;
   for (let i = 0; i < n; i++) if (owner[i] !== i) keys[w++] = simKey[i];
+  // Screened members carry estimates within `margin` of their exact keys. Every member whose exact key is at most
+  // the exact cut has an estimate at most this bound, so exact keys there decide the same cut and the same splits.
+  const bound = kthSmallest(keys, need - 1) + 2 * kernel.screeningMargin();
+  w = 0;
+  for (let i = 0; i < n; i++) {
+    if (owner[i] === i) continue;
+    if (approximate[i] !== 0 && simKey[i] <= bound) {
+      simKey[i] = kernel.exactKey(i);
+      approximate[i] = 0;
+    }
+    keys[w++] = simKey[i];
+  }
   const cut = kthSmallest(keys, need - 1);
   const split = need;
   for (let i = 0; i < n && need > 0; i++) {

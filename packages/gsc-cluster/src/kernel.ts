@@ -11,6 +11,8 @@ export interface GscExports {
   buildGram(): void;
   pass(tauKey: number, record: number): number;
   passCentroid(limit: number, record: number): number;
+  exactKey(token: number): number;
+  screeningMargin(): number;
 }
 
 /** The slice of the WebAssembly API used here (the package compiles without DOM typings). */

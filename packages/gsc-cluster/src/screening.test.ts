@@ -24,14 +24,27 @@ function similarity(keys: Float32Array, a: number, b: number, d: number): number
   return (dot * Math.abs(dot)) / (na * nb);
 }
 
-/** Greedy seed clustering in position order, one chunk, in plain float64. */
-function oracle(keys: Float32Array, n: number, d: number, tauKey: number): Int32Array {
+/**
+ * Greedy seed clustering in position order, one chunk, in plain float64; with `target`, then the members with the
+ * smallest keys (ties in index order) become singletons until there are `target` clusters.
+ */
+function oracle(keys: Float32Array, n: number, d: number, tauKey: number, target = 0): Int32Array {
   const owner = new Int32Array(n).fill(-1);
+  const key = new Float64Array(n);
+  let count = 0;
   for (let s = 0; s < n; s++) {
     if (owner[s] >= 0) continue;
     owner[s] = s;
-    for (let j = s + 1; j < n; j++) if (owner[j] < 0 && similarity(keys, s, j, d) >= tauKey) owner[j] = s;
+    count++;
+    for (let j = s + 1; j < n; j++) {
+      if (owner[j] >= 0) continue;
+      key[j] = similarity(keys, s, j, d);
+      if (key[j] >= tauKey) owner[j] = s;
+    }
   }
+  const members = [...owner.keys()].filter((i) => owner[i] !== i);
+  members.sort((a, b) => key[a] - key[b] || a - b);
+  for (const i of members.slice(0, Math.max(0, target - count))) owner[i] = i;
   const ids = new Int32Array(n);
   let next = 0;
   for (let i = 0; i < n; i++) if (owner[i] === i) ids[i] = next++;
@@ -82,19 +95,42 @@ describe('screened comparisons', () => {
     );
   });
 
-  it('decide exactly like plain float64 in target mode, for every reachable target', () => {
+  it('decide and split exactly like plain float64 in target mode, for every reachable target', () => {
     fc.assert(
       fc.property(caseArb, fc.nat(), ({ n, d, keys }, pick) => {
         const target = 1 + (pick % n);
         const got = gscCluster(keys, n, d, Uint32Array.of(0, n), { targetClusters: target });
         expect(got.numClusters).toBe(target);
-        if (got.splitMembers === 0) {
-          const key = got.threshold <= -1 ? Number.NEGATIVE_INFINITY : got.threshold * Math.abs(got.threshold);
-          expect(Array.from(got.assignment)).toEqual(Array.from(oracle(keys, n, d, key)));
-        }
+        const key = got.threshold <= -1 ? Number.NEGATIVE_INFINITY : got.threshold * Math.abs(got.threshold);
+        expect(Array.from(got.assignment)).toEqual(Array.from(oracle(keys, n, d, key, target)));
       }),
       { numRuns: 200 },
     );
+  });
+  it('split the weakest members by exact keys when estimates cannot tell them apart', () => {
+    // one search step leaves the count far below the target, so the cut falls among screened members whose keys
+    // lie closer together than the screening margin
+    for (let seed = 1; seed <= 20; seed++) {
+      let x = seed;
+      const random = () => {
+        x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+        return x / 2 ** 32 - 0.5;
+      };
+      const n = 64;
+      const d = 64;
+      const direction = Float64Array.from({ length: d }, random);
+      const keys = new Float32Array(n * d);
+      for (let i = 0; i < n; i++) {
+        const spread = i === 0 ? 0 : 0.05 + 0.1 * (random() + 0.5);
+        for (let k = 0; k < d; k++) keys[i * d + k] = direction[k] + spread * random();
+      }
+      for (const target of [8, 20, 40, 60]) {
+        const got = gscCluster(keys, n, d, Uint32Array.of(0, n), { targetClusters: target, maxSearchSteps: 1 });
+        expect(got.splitMembers).toBeGreaterThan(0);
+        const key = got.threshold <= -1 ? Number.NEGATIVE_INFINITY : got.threshold * Math.abs(got.threshold);
+        expect(Array.from(got.assignment)).toEqual(Array.from(oracle(keys, n, d, key, target)));
+      }
+    }
   });
 });
 

@@ -1,7 +1,7 @@
 import { chunk, type DelimiterSet } from '@semanticache/chunker';
 import { type CompareTo, gscCluster, type SeedOrder } from '@semanticache/gsc-cluster';
 import { mergeClusters, type PositionMode } from '@semanticache/merge';
-import { float16BitsToFloat32Array } from '../fp16.js';
+import { float16BitsToFloat32Array, float32ArrayToFloat16Bits } from '../fp16.js';
 import type { HeadPlan, Importance } from '../plan.js';
 import type { KVCache } from '../store.js';
 import { HeadWriter, identityRemap } from './head-writer.js';
@@ -85,12 +85,18 @@ export function semanticache(
 
     // Every compressible entry goes through merge (a cluster of one comes back as its own row, bit for bit), so the
     // rows are never gathered in JavaScript and fp16 storage is re-encoded in one bulk pass per matrix.
-    const sizes = new Float32Array(m);
-    for (let i = 0; i < m; i++) sizes[i] = sizeOf(view.logSizes[sinkEnd + i]);
+    // sizes only when an earlier compression left cores (raw tokens have ln s = 0, size 1, merge's default)
+    let sizes: Float32Array | undefined;
+    for (let i = sinkEnd; i < windowStart && sizes === undefined; i++) {
+      if (view.logSizes[i] !== 0) {
+        sizes = new Float32Array(m);
+        for (let t = 0; t < m; t++) sizes[t] = sizeOf(view.logSizes[sinkEnd + t]);
+      }
+    }
     const cores = mergeClusters({
       keys,
       values: readRows(view.values, sinkEnd, windowStart, d, valueRows),
-      sizes,
+      ...(sizes ? { sizes } : {}),
       positions: view.positions.subarray(sinkEnd, windowStart),
       n: m,
       d,
@@ -131,9 +137,10 @@ export function semanticache(
     if (sorted) {
       // cores replace the compressible range in place; the window moves down behind them
       for (let c = 0; c < numClusters; c++) newIndex[c] = sinkEnd + c;
+      // fp16 storage gets the cores' bits, encoded in bulk (merge already checked that every mean is finite)
       cache.splice(layer, h, sinkEnd, windowStart, {
-        keys: cores.keys,
-        values: cores.values,
+        keys: float16 ? float32ArrayToFloat16Bits(cores.keys) : cores.keys,
+        values: float16 ? float32ArrayToFloat16Bits(cores.values) : cores.values,
         logSizes,
         positions: cores.positions,
         origins: clusterOrigin,
