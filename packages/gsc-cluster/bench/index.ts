@@ -1,6 +1,6 @@
 /**
  * Clustering + merging a full 8192-token cache of the demo model's shape (8 layers × 6 KV heads × 64 dims), on one
- * core. Keys are synthetic (see synthetic.ts): the demo model cannot run in Node yet, so no real keys are used here.
+ * core. Keys are synthetic (see synthetic.ts), so the benchmark needs no model.
  * Run: pnpm --filter @semanticache/gsc-cluster bench
  */
 import { loadavg } from 'node:os';

@@ -1,6 +1,6 @@
 /**
- * Synthetic key/value caches of the demo model's shape. The model cannot run in Node yet, so "structured" keys stand
- * in for real ones: each token draws a cluster centre from a Zipf law (frequent and rare words), keys are a head-wide
+ * Synthetic key/value caches of the demo model's shape, so the benchmarks need no model. "Structured" keys stand in
+ * for real ones: each token draws a cluster centre from a Zipf law (frequent and rare words), keys are a head-wide
  * offset + centre + Gaussian noise, then rotated by position as Llama's RoPE does; values follow the same centres.
  */
 
