@@ -145,3 +145,30 @@ describe('kthSmallest', () => {
     );
   });
 });
+
+describe('working memory', () => {
+  it('runs an input larger than the memory kept between calls, then small calls again', () => {
+    // 60000 tokens in chunks of 256: the estimate matrices alone take ~61 MB, past the 64 MiB kept between calls
+    const n = 60_000;
+    const d = 64;
+    let x = 7;
+    const keys = Float32Array.from({ length: n * d }, () => {
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+      return x / 2 ** 32 - 0.5;
+    });
+    const offsets = Uint32Array.from({ length: Math.ceil(n / 256) + 1 }, (_, c) => Math.min(n, c * 256));
+    const big = gscCluster(keys, n, d, offsets, { targetClusters: n / 2 });
+    expect(big.numClusters).toBe(n / 2);
+    for (let i = 1; i < n; i++) {
+      // clusters never cross chunks: an id seen in an earlier chunk never reappears
+      if (i % 256 === 0) expect(big.assignment[i]).toBeGreaterThan(big.assignment[i - 1]);
+    }
+    const small = keys.subarray(0, 48 * d);
+    const first = gscCluster(small, 48, d, Uint32Array.of(0, 48), { targetClusters: 20 });
+    const again = gscCluster(small, 48, d, Uint32Array.of(0, 48), { targetClusters: 20 });
+    expect(Array.from(again.assignment)).toEqual(Array.from(first.assignment));
+    expect(Array.from(first.assignment)).toEqual(
+      Array.from(oracle(small, 48, d, first.threshold * Math.abs(first.threshold), 20)),
+    );
+  });
+});
