@@ -6,8 +6,9 @@
 //
 // Most pairs are far from the threshold, so they are screened first: keys scaled to unit length are rounded to int16
 // (×32767), and integer dot products (exact sums) estimate the cosine within a bound. Only pairs whose estimate lies
-// within `margin` of τ·|τ|, pairs with a zero row, and members whose f is recorded get the exact float64 product, so
-// decisions and recorded values are those of the exact computation.
+// within `margin` of τ·|τ| and pairs with a zero or tiny row get the exact float64 product, so every decision is the
+// exact computation's. A screened member's recorded key is its estimate, flagged in `approximate`; exactKey gives
+// the exact one where splitting members needs it.
 //
 // All addresses are byte offsets into the imported memory; `setup` records where the caller put each array.
 

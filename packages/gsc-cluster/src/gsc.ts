@@ -57,8 +57,6 @@ const TAU_RESOLUTION = 1e-7;
 
 interface Prepared {
   n: number;
-  offsets: Uint32Array;
-  protectedMask: Uint8Array | null;
   centroid: boolean;
   kernel: GscExports;
   /** Views into the module's memory, valid until the next call. */
@@ -242,8 +240,6 @@ function prepare(
   if (gramElements > 0) kernel.buildGram();
   return {
     n,
-    offsets,
-    protectedMask,
     centroid,
     kernel,
     owner: new Int32Array(buffer, ownerAt, n),
