@@ -138,10 +138,7 @@ function exactDot(i: i32, j: i32): f64 {
     lo = f64x2.add(lo, products(a + o, b + o));
     hi = f64x2.add(hi, products(a + o + 8, b + o + 8));
   }
-  let sum =
-    f64x2.extract_lane(lo, 0) + f64x2.extract_lane(lo, 1) + (f64x2.extract_lane(hi, 0) + f64x2.extract_lane(hi, 1));
-  for (; k < d; k++) sum += <f64>load<f32>(a + ((<usize>k) << 2)) * <f64>load<f32>(b + ((<usize>k) << 2));
-  return sum;
+  return dotTail(a, b, k, lo, hi);
 }
 
 /** f of rows i and j, exactly; 1 between two zero rows, 0 between a zero and a nonzero row. */
@@ -191,14 +188,11 @@ function estimates(a: usize, index: usize, first: i32, count: i32, out: usize): 
   }
 }
 
-/** Lanes summed as (l0 + l1) + (l2 + l3), then the d mod 4 tail in order, from dimension k. */
-function squaredNormTail(r: usize, from: i32, lo: v128, hi: v128): f64 {
+/** Lanes summed as (l0 + l1) + (l2 + l3), then rows a and b's products from dimension `from` on, in order. */
+function dotTail(a: usize, b: usize, from: i32, lo: v128, hi: v128): f64 {
   let s =
     f64x2.extract_lane(lo, 0) + f64x2.extract_lane(lo, 1) + (f64x2.extract_lane(hi, 0) + f64x2.extract_lane(hi, 1));
-  for (let k = from; k < d; k++) {
-    const x = <f64>load<f32>(r + ((<usize>k) << 2));
-    s += x * x;
-  }
+  for (let k = from; k < d; k++) s += <f64>load<f32>(a + ((<usize>k) << 2)) * <f64>load<f32>(b + ((<usize>k) << 2));
   return s;
 }
 
@@ -224,21 +218,10 @@ export function squaredNorms(): i32 {
       lo1 = f64x2.add(lo1, products(r1 + o, r1 + o));
       hi1 = f64x2.add(hi1, products(r1 + o + 8, r1 + o + 8));
     }
-    store<f64>(normSq + ((<usize>i) << 3), squaredNormTail(r0, k, lo0, hi0));
-    store<f64>(normSq + ((<usize>(i + 1)) << 3), squaredNormTail(r1, k, lo1, hi1));
+    store<f64>(normSq + ((<usize>i) << 3), dotTail(r0, r0, k, lo0, hi0));
+    store<f64>(normSq + ((<usize>(i + 1)) << 3), dotTail(r1, r1, k, lo1, hi1));
   }
-  if (i < n) {
-    const r = row(i);
-    let lo = f64x2.splat(0);
-    let hi = f64x2.splat(0);
-    let k = 0;
-    for (; k + 3 < d; k += 4) {
-      const o = (<usize>k) << 2;
-      lo = f64x2.add(lo, products(r + o, r + o));
-      hi = f64x2.add(hi, products(r + o + 8, r + o + 8));
-    }
-    store<f64>(normSq + ((<usize>i) << 3), squaredNormTail(r, k, lo, hi));
-  }
+  if (i < n) store<f64>(normSq + ((<usize>i) << 3), exactDot(i, i));
   let bad = -1;
   for (let i = 0; i < n; i++) {
     const r = row(i);
