@@ -56,6 +56,13 @@ describe('usage', () => {
       [['eval', '--ratios', '0.5,1.2'], /--ratios: a ratio is the fraction of entries removed/],
       [['bench', '--lengths', 'ten'], /--lengths: expected a number/],
       [['eval', '--policies', 'lru'], /--policies: unknown value 'lru'/],
+      [['eval', '--policies', 'semanticache:nope'], /--policies: unknown semanticache preset 'nope'/],
+      [['eval', '--policies', 'full,snapkv', '--reference', 'h2o'], /--reference: 'h2o' is not one of --policies/],
+      [['eval', '--depths', '0,maybe'], /--depths: expected a number, got 'maybe'/],
+      [
+        ['eval', '--tasks', 'decode-ppl', '--context', '4096', '--decode-target', '8192'],
+        /--context \+ --decode-target needs 12288 tokens but .* has a context of 8192/,
+      ],
       [['inspect', '--threshold', '0.9', '--ratio', '0.5'], /not both/],
       [['bench', '--lengths', '128', '--ratio', '0.75'], /keeps 32 entries, fewer than the 36 protected/],
       [['frobnicate'], /unknown command 'frobnicate'/],

@@ -31,6 +31,8 @@ export interface CacheStats {
 
 /** Knobs of the compressing policies that the commands expose (runtime defaults when left out). */
 export interface PolicyKnobs {
+  /** semanticache: a named preset of @semanticache/kv-cache's SEMANTICACHE_PRESETS (runtime default 'default') */
+  preset?: string;
   /** semanticache: fixed cosine threshold τ instead of a budget */
   threshold?: number;
   delimiterLevel?: 'sentence' | 'clause';
@@ -71,8 +73,11 @@ export interface StepProgress {
 export interface EngineSession {
   /** Runs the ids through the model, appending them to the cache. */
   prefill(ids: readonly number[], options?: StepProgress): Promise<void>;
-  /** Compresses the cache with the session's policy and budget; undefined for 'full', which keeps everything. */
-  compress(): Promise<CompressionMap | undefined>;
+  /**
+   * Compresses the cache with the session's policy and budget (or `budget`, e.g. `{ maxEntries }` to re-compress
+   * during decoding); undefined for 'full', which keeps everything.
+   */
+  compress(budget?: Budget): Promise<CompressionMap | undefined>;
   /**
    * Teacher-forced scoring: feeds `ids` after what is already cached and returns the summed negative log-likelihood
    * of each id given everything before it (the first id is predicted from the last prefilled token).
@@ -87,9 +92,9 @@ export interface EngineSession {
   stats(): CacheStats;
   /**
    * A copy of this session (cache, fed ids, collected attention statistics) under another policy: lets several
-   * policies be measured on one prefill.
+   * policies be measured on one prefill. `knobs` as for `Engine.session`.
    */
-  fork(policy: PolicyName, budget: Budget): EngineSession;
+  fork(policy: PolicyName, budget: Budget, knobs?: PolicyKnobs): EngineSession;
   dispose(): void;
 }
 
@@ -114,6 +119,15 @@ export interface Engine {
   encode(text: string, options?: { addSpecialTokens?: boolean }): number[];
   decode(ids: ArrayLike<number>): string;
   /** A new session; it compresses only when `compress()` is called. */
-  session(policy: PolicyName, budget: Budget, knobs?: PolicyKnobs): EngineSession;
+  /**
+   * A new session; it compresses only when `compress()` is called. `collectAllMass`: collect every attention-mass
+   * table while prefilling, so that forks under any policy (h2o's accumulated mass included) share this prefill.
+   */
+  session(
+    policy: PolicyName,
+    budget: Budget,
+    knobs?: PolicyKnobs,
+    options?: { collectAllMass?: boolean },
+  ): EngineSession;
   dispose(): Promise<void>;
 }

@@ -1,10 +1,23 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { configsFor, type EvalResults, evalCharts, evalTables, windowStarts } from './commands/eval';
-import type { Engine, PolicyName } from './engine';
+import {
+  type Config,
+  configsFor,
+  type EvalResults,
+  type EvalSettings,
+  evalCharts,
+  evalTables,
+  pairedTables,
+  type RetrievalResult,
+  runEval,
+  scoreWhileCompressing,
+  windowStarts,
+} from './commands/eval';
+import type { Budget, CacheStats, Engine, EngineSession, PolicyName } from './engine';
 import { encodeLong } from './long-text';
 import { loadRuntimeEngine } from './runtime-engine';
+import { pairedPerplexityDifference } from './stats';
 import { renderLineChart } from './svg';
 import { toMarkdown } from './table';
 import { packageRoot, repoRoot } from './test-support';
@@ -19,6 +32,29 @@ describe('eval grid', () => {
       'h2o@0.5',
       'h2o@0.75',
     ]);
+  });
+
+  it('runs semanticache presets as their own configs, labelled NAME:PRESET@ratio', () => {
+    const configs = configsFor(
+      ['full', 'semanticache', 'semanticache:paper', 'semanticache:default', 'snapkv'],
+      [0.75],
+    );
+    expect(configs.map((c) => c.label)).toEqual([
+      'full',
+      'semanticache@0.75',
+      'semanticache:paper@0.75',
+      'snapkv@0.75',
+    ]);
+    expect(configs[2]).toEqual({
+      policy: 'semanticache',
+      preset: 'paper',
+      ratio: 0.75,
+      label: 'semanticache:paper@0.75',
+    });
+    expect(configs[1].preset).toBeUndefined();
+    expect(() => configsFor(['semanticache:bogus'], [0.5])).toThrow(/unknown semanticache preset 'bogus'/);
+    expect(() => configsFor(['snapkv:paper'], [0.5])).toThrow(/only semanticache takes a preset/);
+    expect(() => configsFor(['lru'], [0.5])).toThrow(/unknown value 'lru'/);
   });
 
   it('spreads perplexity windows evenly and refuses a text shorter than one window', () => {
@@ -68,11 +104,23 @@ describe('eval grid', () => {
 
   it('tabulates policy × budget × metric with the full cache as the baseline', () => {
     const [summary, byLength, byDepth] = evalTables(results);
-    expect(summary.columns).toEqual(['policy', 'ratio', 'kept', 'ppl', 'Δppl vs full', 'passkey acc']);
-    expect(summary.rows[0]).toEqual(['full', 0, 1, Math.exp(3), 0, 1]);
+    expect(summary.columns).toEqual([
+      'policy',
+      'ratio',
+      'kept',
+      'ppl',
+      'Δppl vs full',
+      'Δppl SE',
+      'passkey acc',
+      'passkey acc SE',
+    ]);
+    // no per-window records in this fixture: no standard error of Δppl
+    expect(summary.rows[0]).toEqual(['full', 0, 1, Math.exp(3), 0, null, 1, 0]);
     expect(summary.rows[3][0]).toBe('snapkv');
     expect(summary.rows[3][4]).toBeCloseTo(Math.exp(3.3) - Math.exp(3), 10);
-    expect(summary.rows[3][5]).toBe(0.5);
+    expect(summary.rows[3][5]).toBeNull();
+    expect(summary.rows[3][6]).toBe(0.5);
+    expect(summary.rows[3][7]).toBeCloseTo(Math.sqrt(0.25 / 8), 12); // 4 of 8 cases
     expect(byLength.columns).toEqual(['policy', 'ratio', '100 tok', '200 tok']);
     expect(byDepth.rows[3]).toEqual(['snapkv', 0.5, 1, 0]);
     expect(toMarkdown(summary)).toContain('| semanticache |  0.75 |');
@@ -145,5 +193,303 @@ describe('one prefill, many policies', () => {
       fork.dispose();
       probe.dispose();
     }
+  });
+
+  it('a fork passes the semanticache preset on: it matches a fresh session with that preset, not the default', async () => {
+    const ids = engine.encode(text).slice(0, 400);
+    const context = ids.slice(0, 340);
+    const target = ids.slice(340);
+    const fresh = engine.session('semanticache', { ratio: 0.5 }, { preset: 'paper' });
+    await fresh.prefill(context);
+    await fresh.compress();
+    const expected = await fresh.score(target);
+    fresh.dispose();
+    const probe = engine.session('snapkv', { ratio: 0 });
+    await probe.prefill(context);
+    const nllOf = async (preset?: string) => {
+      const fork = probe.fork('semanticache', { ratio: 0.5 }, preset ? { preset } : {});
+      await fork.compress();
+      const got = await fork.score(target);
+      fork.dispose();
+      return got.nll;
+    };
+    expect(await nllOf('paper')).toBe(expected.nll);
+    expect(await nllOf()).not.toBe(expected.nll);
+    probe.dispose();
+  });
+
+  it('decode-ppl scores like the runtime decode trigger { maxEntries: E + step, targetEntries: E }', async () => {
+    const ids = engine.encode(text).slice(0, 420);
+    const context = ids.slice(0, 256);
+    const target = ids.slice(256);
+    const step = 16;
+    const session = engine.session('streaming-llm', { ratio: 0.5 });
+    await session.prefill(context);
+    await session.compress();
+    const E = Math.max(...session.stats().entriesPerHead);
+    expect(E).toBe(128);
+    const got = await scoreWhileCompressing(session, target, E, step);
+    expect(got.count).toBe(target.length);
+    // a compression every step + 1 tokens, none after the last token
+    expect(got.recompressions).toBe(Math.ceil(target.length / (step + 1)) - 1);
+    expect(Math.max(...session.stats().entriesPerHead)).toBeLessThanOrEqual(E + step + 1);
+    session.dispose();
+
+    // the same, token by token through the runtime's own trigger
+    const runtime = await import('@semanticache/runtime');
+    const model = await runtime.loadModel(path.join(repoRoot, 'packages', 'model-demo', 'weights'));
+    try {
+      const s = model.createSession({
+        policy: { name: 'streaming-llm', budget: { ratio: 0.5 } },
+        compressTrigger: { maxEntries: E + step, targetEntries: E },
+      });
+      let logits = await s.prefill(context);
+      let nll = 0;
+      for (const id of target) {
+        let max = -Infinity;
+        for (const x of logits) max = Math.max(max, x);
+        let sum = 0;
+        for (const x of logits) sum += Math.exp(x - max);
+        nll -= logits[id] - max - Math.log(sum);
+        logits = await s.decodeStep(id);
+      }
+      expect(s.stats().compressions).toBe(1 + got.recompressions); // after the prompt, then as in the loop
+      expect(got.nll / got.count).toBeCloseTo(nll / target.length, 3);
+      s.dispose();
+    } finally {
+      await model.dispose();
+    }
+  });
+
+  it('runs decode-ppl windows through every config and keeps per-window records', async () => {
+    const controller = new AbortController();
+    const r = await runEval(
+      engine,
+      readFileSync(path.join(packageRoot, 'assets', 'val-slice.txt'), 'utf8'),
+      {
+        tasks: ['decode-ppl'],
+        policies: ['full', 'semanticache:paper', 'snapkv'],
+        ratios: [0.5],
+        context: 256,
+        target: 8,
+        decodeTarget: 96,
+        decodeStep: 16,
+        windows: 2,
+        lengths: [],
+        depths: [],
+        cases: 1,
+        seed: 0,
+        queryAware: false,
+        reference: 'snapkv',
+      },
+      { signal: controller.signal, onStart: () => {}, onStep: () => {} },
+    );
+    expect(r.perplexity).toEqual([]);
+    const decode = r.decodePerplexity ?? [];
+    expect(decode.map((p) => p.config.label)).toEqual(['full', 'semanticache:paper@0.5', 'snapkv@0.5']);
+    for (const p of decode) {
+      expect(p.perWindow).toHaveLength(2);
+      expect(p.tokens).toBe(192);
+      for (const w of p.perWindow ?? []) expect(w.recompressions).toBe(p.config.policy === 'full' ? 0 : 5);
+    }
+    expect(decode[1].perWindow?.[0].start).toBe(decode[2].perWindow?.[0].start);
+    const tables = evalTables(r);
+    expect(tables[0].columns).toEqual([
+      'policy',
+      'ratio',
+      'kept',
+      'decode ppl',
+      'Δdecode ppl vs full',
+      'Δdecode ppl SE',
+    ]);
+    expect(tables.find((t) => t.title?.startsWith('Paired comparison: decode ppl against snapkv'))?.rows).toHaveLength(
+      1,
+    );
+  });
+});
+
+/** A per-token NLL for each window, as records of 10 tokens. */
+const windowsOf = (perToken: number[]) =>
+  perToken.map((x, i) => ({ start: i * 100, nll: 10 * x, tokens: 10, kept: 0.5 }));
+
+describe('paired statistics in the report', () => {
+  const settings: EvalSettings = {
+    tasks: ['ppl', 'passkey'],
+    policies: ['full', 'semanticache', 'snapkv', 'semanticache:paper'],
+    ratios: [0.5],
+    context: 64,
+    target: 10,
+    windows: 6,
+    lengths: [100, 200],
+    depths: [0, 1],
+    cases: 3,
+    seed: 5,
+    queryAware: false,
+    reference: 'semanticache',
+  };
+  const configs = configsFor(settings.policies, settings.ratios);
+  const perToken: Record<string, number[]> = {
+    full: [2.0, 2.2, 2.1, 2.5, 1.9, 2.3],
+    'semanticache@0.5': [2.1, 2.3, 2.2, 2.6, 2.0, 2.4],
+    // worse than the reference in every window
+    'snapkv@0.5': [2.4, 2.6, 2.5, 2.9, 2.2, 2.8],
+    // the same as the reference
+    'semanticache:paper@0.5': [2.1, 2.3, 2.2, 2.6, 2.0, 2.4],
+  };
+  const perplexity = configs.map((config) => {
+    const perWindow = windowsOf(perToken[config.label]);
+    const nll = perWindow.reduce((a, w) => a + w.nll, 0);
+    return { config, windows: 6, tokens: 60, nll, ppl: Math.exp(nll / 60), keptFraction: 0.5, perWindow };
+  });
+  // snapkv fails every depth-1 case; everything else passes
+  const retrieval: RetrievalResult[] = configs.flatMap((config: Config) =>
+    [100, 200].flatMap((contextTokens) =>
+      [0, 1].map((depth) => {
+        const passed = !(config.policy === 'snapkv' && depth === 1);
+        return {
+          config,
+          task: 'passkey' as const,
+          contextTokens,
+          depth,
+          cases: 3,
+          passed: passed ? 3 : 0,
+          outcomes: [0, 1, 2].map((index) => ({ index, depth, passed })),
+        };
+      }),
+    ),
+  );
+  const results: EvalResults = { model: 'm', settings, interrupted: false, perplexity, retrieval, retrievalKept: [] };
+
+  it('gives Δppl vs full a paired bootstrap standard error over windows', () => {
+    const [summary] = evalTables(results);
+    const snap = summary.rows.find((r) => r[0] === 'snapkv') as (string | number | null)[];
+    const expected = pairedPerplexityDifference(perplexity[2].perWindow, perplexity[0].perWindow, {
+      seed: 5,
+      resamples: 2000,
+    });
+    expect(snap[5]).toBe(expected.se);
+    expect(expected.se).toBeGreaterThan(0);
+    expect(summary.rows.find((r) => r[0] === 'semanticache:paper')?.[1]).toBe(0.5);
+    expect(summary.rows[0][5]).toBeNull(); // full against itself
+  });
+
+  it('compares every other config with the reference at the same ratio, with CI, sign test and verdict', () => {
+    const [ppl, passkey] = pairedTables(results);
+    expect(ppl.title).toMatch(/^Paired comparison: ppl against semanticache/);
+    expect(ppl.columns).toContain('Δppl other − ref (< 0: other better)');
+    const row = (t: typeof ppl, other: string, cell: string) => {
+      const r = t.rows.find((x) => x[3] === other && x[0] === cell);
+      if (!r) throw new Error(`no row for ${other} ${cell}`);
+      return Object.fromEntries(t.columns.map((c, i) => [c, r[i]]));
+    };
+    expect(ppl.rows.map((r) => r[3])).toEqual(['snapkv', 'semanticache:paper']);
+    const snap = row(ppl, 'snapkv', 'all windows');
+    expect(snap.n).toBe(6);
+    expect(snap['Δppl other − ref (< 0: other better)']).toBeCloseTo(
+      Math.exp(2.5666666666666664) - Math.exp(2.2666666666666666),
+      6,
+    );
+    expect(snap['95% CI low']).toBeGreaterThan(0);
+    expect(snap['reference better on']).toBe(6);
+    expect(snap['other better on']).toBe(0);
+    expect(snap['sign test p']).toBeCloseTo(2 / 64, 15);
+    expect(snap.verdict).toBe('reference better');
+    const paper = row(ppl, 'semanticache:paper', 'all windows');
+    expect(paper['95% CI low']).toBe(0);
+    expect(paper['95% CI high']).toBe(0);
+    expect(paper['sign test p']).toBe(1);
+    expect(paper.verdict).toBe('tie (within noise)');
+
+    expect(passkey.columns).toContain('Δacc other − ref (> 0: other better)');
+    const pooled = row(passkey, 'snapkv', 'all lengths');
+    expect(pooled.n).toBe(12);
+    expect(pooled['Δacc other − ref (> 0: other better)']).toBe(-0.5);
+    expect(pooled['sign test p']).toBeCloseTo(2 / 64, 15);
+    expect(pooled.verdict).toBe('reference better');
+    const short = row(passkey, 'snapkv', '100 tok');
+    expect(short.n).toBe(6);
+    expect(short['sign test p']).toBeCloseTo(2 / 8, 15);
+    expect(row(passkey, 'semanticache:paper', '200 tok').verdict).toBe('tie (within noise)');
+    // deterministic: the same report twice
+    expect(pairedTables(results)).toEqual(pairedTables(results));
+  });
+
+  it('compares against the full cache across ratios when it is the reference, and skips a missing reference', () => {
+    const vsFull = pairedTables({ ...results, settings: { ...settings, reference: 'full' } });
+    expect(vsFull[0].rows.map((r) => r[3])).toEqual(['semanticache', 'snapkv', 'semanticache:paper']);
+    expect(pairedTables({ ...results, settings: { ...settings, reference: null } })).toEqual([]);
+  });
+
+  it('bins random-depth cases by the depth each one drew', () => {
+    const random: EvalResults = {
+      ...results,
+      settings: { ...settings, depths: ['random'], lengths: [100] },
+      retrieval: configs.map((config) => ({
+        config,
+        task: 'passkey' as const,
+        contextTokens: 100,
+        depth: 'random' as const,
+        cases: 4,
+        passed: 2,
+        outcomes: [
+          { index: 0, depth: 0.1, passed: true },
+          { index: 1, depth: 0.2, passed: false },
+          { index: 2, depth: 0.6, passed: true },
+          { index: 3, depth: 1, passed: false },
+        ],
+      })),
+    };
+    const tables = evalTables(random);
+    const binned = tables.find((t) => t.title?.includes('random-depth')) as (typeof tables)[number];
+    expect(binned.columns).toEqual(['policy', 'ratio', '0–0.25)', '0.25–0.5)', '0.5–0.75)', '0.75–1]']);
+    expect(binned.rows[0]).toEqual(['full', 0, 0.5, null, 1, 0]);
+    expect(tables.find((t) => t.title === 'passkey accuracy by needle depth (all lengths)')?.columns).toEqual([
+      'policy',
+      'ratio',
+      'depth random',
+    ]);
+  });
+});
+
+/** A session whose heads grow by what is scored and shrink to the budget on compress. */
+class FakeSession implements Partial<EngineSession> {
+  heads: Int32Array;
+  blocks: number[] = [];
+  budgets: Budget[] = [];
+  constructor(entries: number) {
+    this.heads = Int32Array.of(entries, entries - 3);
+  }
+  async score(ids: readonly number[]) {
+    this.blocks.push(ids.length);
+    for (let h = 0; h < this.heads.length; h++) this.heads[h] += ids.length;
+    return { nll: ids.length * 2, count: ids.length };
+  }
+  async compress(budget?: Budget) {
+    if (budget) this.budgets.push(budget);
+    for (let h = 0; h < this.heads.length; h++)
+      this.heads[h] = Math.min(this.heads[h], (budget as { maxEntries: number }).maxEntries);
+    return undefined;
+  }
+  stats(): CacheStats {
+    return { entries: 0, fullEntries: 0, entriesPerHead: this.heads, bytes: 0, fullBytes: 0 };
+  }
+}
+
+describe('decode-ppl scoring', () => {
+  it('compresses back to E right after a head passes E + step, as the decode trigger does', async () => {
+    const fake = new FakeSession(100);
+    const ids = Array.from({ length: 50 }, (_, i) => i);
+    const r = await scoreWhileCompressing(fake as unknown as EngineSession, ids, 100, 10);
+    // 11 tokens take the fullest head from 100 to 111 > 110; the last block ends the text without a compression
+    expect(fake.blocks).toEqual([11, 11, 11, 11, 6]);
+    expect(fake.budgets).toEqual([{ maxEntries: 100 }, { maxEntries: 100 }, { maxEntries: 100 }, { maxEntries: 100 }]);
+    expect(r).toEqual({ nll: 100, count: 50, recompressions: 4 });
+  });
+
+  it('scores the full cache in one go', async () => {
+    const fake = new FakeSession(100);
+    const r = await scoreWhileCompressing(fake as unknown as EngineSession, [1, 2, 3], undefined, 10);
+    expect(fake.blocks).toEqual([3]);
+    expect(r.recompressions).toBe(0);
   });
 });

@@ -45,6 +45,7 @@ class RuntimeEngineSession implements EngineSession {
     private readonly model: RuntimeModel,
     private readonly session: RuntimeSession,
     private readonly policy: PolicyName,
+    private readonly kvDtype: 'float32' | 'float16',
   ) {}
 
   async prefill(ids: readonly number[], options: StepProgress = {}): Promise<void> {
@@ -55,9 +56,10 @@ class RuntimeEngineSession implements EngineSession {
     }
   }
 
-  async compress(): Promise<CompressionMap | undefined> {
+  async compress(budget?: Budget): Promise<CompressionMap | undefined> {
     if (this.policy === 'full') return undefined;
-    return { remap: this.session.compress().remap };
+    const policy = this.session.options.policy;
+    return { remap: this.session.compress(policy, budget ?? policy.budget).remap };
   }
 
   async score(ids: readonly number[], options: StepProgress = {}): Promise<{ nll: number; count: number }> {
@@ -105,9 +107,13 @@ class RuntimeEngineSession implements EngineSession {
     };
   }
 
-  fork(policy: PolicyName, budget: Budget): EngineSession {
-    const copy = this.runtime.Session.restore(this.model, this.session.snapshot(), sessionOptions(policy, budget, {}));
-    return new RuntimeEngineSession(this.runtime, this.model, copy, policy);
+  fork(policy: PolicyName, budget: Budget, knobs: PolicyKnobs = {}): EngineSession {
+    const copy = this.runtime.Session.restore(
+      this.model,
+      this.session.snapshot(),
+      sessionOptions(policy, budget, knobs, this.kvDtype),
+    );
+    return new RuntimeEngineSession(this.runtime, this.model, copy, policy, this.kvDtype);
   }
 
   dispose(): void {
@@ -154,9 +160,17 @@ class RuntimeEngine implements Engine {
     return this.model.delimiters(level);
   }
 
-  session(policy: PolicyName, budget: Budget, knobs: PolicyKnobs = {}): EngineSession {
-    const session = this.model.createSession(sessionOptions(policy, budget, knobs, this.kvDtype));
-    return new RuntimeEngineSession(this.runtime, this.model, session, policy);
+  session(
+    policy: PolicyName,
+    budget: Budget,
+    knobs: PolicyKnobs = {},
+    options: { collectAllMass?: boolean } = {},
+  ): EngineSession {
+    const session = this.model.createSession({
+      ...sessionOptions(policy, budget, knobs, this.kvDtype),
+      ...(options.collectAllMass ? { collectMass: 'all' as const } : {}),
+    });
+    return new RuntimeEngineSession(this.runtime, this.model, session, policy, this.kvDtype);
   }
 
   async dispose(): Promise<void> {

@@ -11,6 +11,7 @@ import {
   PASSKEY_QUESTION,
   passkeyCase,
   passkeyNeedle,
+  randomDepth,
   splitPoint,
 } from './tasks';
 import { packageRoot, WordCodec } from './test-support';
@@ -114,6 +115,23 @@ describe('codeRecallCase', () => {
     const last = codeRecallCase(filler, codec, { contextTokens: 500, depth: 1, seed: 3, index: 0 });
     const code = last.answer.slice(1, -1);
     expect(last.context.endsWith(` is ${code}. `)).toBe(true);
+  });
+});
+
+describe('randomDepth', () => {
+  it('draws a reproducible depth per case, spread over [0, 1]', () => {
+    const depths = Array.from({ length: 48 }, (_, index) => randomDepth('passkey', 0, 2048, index));
+    expect(depths).toEqual(Array.from({ length: 48 }, (_, index) => randomDepth('passkey', 0, 2048, index)));
+    for (const d of depths) {
+      expect(d).toBeGreaterThanOrEqual(0);
+      expect(d).toBeLessThanOrEqual(1);
+      expect(Math.round(d * 1000)).toBeCloseTo(d * 1000, 9);
+    }
+    // every quarter of the context gets some of the 48 cases
+    for (let q = 0; q < 4; q++) expect(depths.filter((d) => d >= q / 4 && d < (q + 1) / 4).length).toBeGreaterThan(4);
+    expect(new Set(depths).size).toBeGreaterThan(40);
+    expect(randomDepth('passkey', 1, 2048, 0)).not.toBe(randomDepth('passkey', 0, 2048, 0));
+    expect(randomDepth('code-recall', 0, 2048, 0)).not.toBe(randomDepth('passkey', 0, 2048, 0));
   });
 });
 

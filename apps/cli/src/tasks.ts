@@ -212,6 +212,16 @@ export function codeRecallCase(filler: FillerSource, codec: TextCodec, req: Case
   };
 }
 
+/**
+ * A uniform needle depth in [0, 1] for case `index` of a cell at `contextTokens`, drawn from the case's own seed
+ * (rounded to 0.001, the resolution the case seeds mix depths at), so `--depths random` spreads a cell's cases over
+ * the context reproducibly.
+ */
+export function randomDepth(task: RetrievalTaskName, seed: number, contextTokens: number, index: number): number {
+  const rng = new Rng(mixSeed(seed, task === 'passkey' ? 101 : 102, contextTokens, index));
+  return Math.round(rng.next() * 1000) / 1000;
+}
+
 export function retrievalCase(
   task: RetrievalTaskName,
   filler: FillerSource,

@@ -15,7 +15,7 @@ function sizeSum(cache: KVCache, layer: number, head: number): number {
   return total;
 }
 
-function runPolicy(policy: PolicyName, cache: KVCache, tokenIds: Int32Array, budget: Budget) {
+function runPolicy(policy: PolicyName, cache: KVCache, tokenIds: Int32Array, budget: Budget, preset?: string) {
   const windowImportance = randomImportance(cache, 11);
   const accumulatedImportance = randomImportance(cache, 12);
   return compress(cache, policy, {
@@ -24,6 +24,7 @@ function runPolicy(policy: PolicyName, cache: KVCache, tokenIds: Int32Array, bud
     delimiters,
     windowImportance,
     accumulatedImportance,
+    ...(preset ? { preset } : {}),
   } as never);
 }
 
@@ -58,21 +59,42 @@ function expectProtectedUntouched(before: ReturnType<typeof copyHeads>, cache: K
 }
 
 describe('compress: budgets and protection', () => {
-  const budgeted = POLICIES.filter((p) => p !== 'full');
-  for (const policy of budgeted) {
+  const budgeted: [PolicyName, string?][] = POLICIES.filter((p) => p !== 'full').map((p) => [p]);
+  budgeted.push(['semanticache', 'paper']);
+  for (const [policy, preset] of budgeted) {
+    const name = preset ? `${policy}:${preset}` : policy;
     for (const dtype of ['float32', 'float16'] as const) {
       for (const budget of [{ ratio: 0.5 }, { ratio: 0.75 }, { maxEntries: 100 }] as Budget[]) {
-        it(`${policy} (${dtype}) meets ${JSON.stringify(budget)} exactly and keeps sinks and window intact`, () => {
+        it(`${name} (${dtype}) meets ${JSON.stringify(budget)} exactly and keeps sinks and window intact`, () => {
           const { cache, tokenIds } = syntheticCache({ tokens: 403, dtype, numLayers: 2, numKvHeads: 3, headDim: 16 });
           const before = copyHeads(cache);
-          const result = runPolicy(policy, cache, tokenIds, budget);
+          const result = runPolicy(policy, cache, tokenIds, budget, preset);
           const expected = 'ratio' in budget ? Math.floor(403 * (1 - budget.ratio) + 1e-9) : 100;
-          for (let l = 0; l < 2; l++) for (let h = 0; h < 3; h++) expect(cache.length(l, h)).toBe(expected);
+          // semanticache's default shares a layer's seats among its heads under a ratio (AdaKV); a cap is per head
+          const perLayer = name === 'semanticache' && 'ratio' in budget;
+          for (let l = 0; l < 2; l++) {
+            if (perLayer) expect(cache.length(l, 0) + cache.length(l, 1) + cache.length(l, 2)).toBe(3 * expected);
+            else for (let h = 0; h < 3; h++) expect(cache.length(l, h)).toBe(expected);
+          }
           expect(result.entriesBefore).toBe(403 * 6);
           expect(result.entriesAfter).toBe(expected * 6);
           expectProtectedUntouched(before, cache);
-          if (policy === 'semanticache') {
+          if (name === 'semanticache:paper') {
+            // every token lives on in exactly one core
             for (let l = 0; l < 2; l++) for (let h = 0; h < 3; h++) expect(sizeSum(cache, l, h)).toBe(403);
+          } else if (policy === 'semanticache') {
+            // a core's weight lies between one token's and its members' count
+            for (let l = 0; l < 2; l++) {
+              for (let h = 0; h < 3; h++) {
+                const { logSizes, length } = cache.head(l, h);
+                const members = new Int32Array(length);
+                for (const target of result.remap[l][h]) if (target >= 0) members[target]++;
+                for (let i = 0; i < length; i++) {
+                  expect(logSizes[i]).toBeGreaterThanOrEqual(0);
+                  expect(Math.exp(logSizes[i])).toBeLessThanOrEqual(members[i] * (1 + 1e-6));
+                }
+              }
+            }
           } else if (policy !== 'merge-values') {
             // eviction keeps entries verbatim: every survivor matches its original row
             const view = cache.head(1, 2);
@@ -239,7 +261,7 @@ describe('compress: policy behaviour', () => {
     const trigger = { maxEntries: 160, targetEntries: 120 };
     // prefill of the first 300 tokens, compressed once, then decode one token at a time
     const prefill = syntheticCache({ tokens: 300, numLayers: 2, numKvHeads: 2, dtype: 'float16', blockLength: 50 });
-    compress(prefill.cache, 'semanticache', { tokenIds, delimiters, budget: { ratio: 0.5 } });
+    compress(prefill.cache, 'semanticache', { tokenIds, delimiters, preset: 'paper', budget: { ratio: 0.5 } });
     const source = cache;
     let compressions = 0;
     for (let t = 300; t < 600; t++) {
@@ -255,7 +277,12 @@ describe('compress: policy behaviour', () => {
         prefill.cache.append(l, keys, values, Int32Array.from([t]));
       }
       if (needsCompression(prefill.cache, trigger)) {
-        compress(prefill.cache, 'semanticache', { tokenIds, delimiters, budget: triggerBudget(trigger) });
+        compress(prefill.cache, 'semanticache', {
+          tokenIds,
+          delimiters,
+          preset: 'paper',
+          budget: triggerBudget(trigger),
+        });
         compressions++;
         for (let l = 0; l < 2; l++) for (let h = 0; h < 2; h++) expect(prefill.cache.length(l, h)).toBe(120);
       }
@@ -272,7 +299,7 @@ describe('compress: policy behaviour', () => {
 
   it('semanticache joins adjacent chunks when the budget asks for fewer cores than there are chunks', () => {
     const { cache, tokenIds } = syntheticCache({ tokens: 403 });
-    compress(cache, 'semanticache', { tokenIds, delimiters, budget: { maxEntries: 36 + 5 } });
+    compress(cache, 'semanticache', { tokenIds, delimiters, preset: 'paper', budget: { maxEntries: 36 + 5 } });
     for (let l = 0; l < 2; l++) {
       for (let h = 0; h < 2; h++) {
         expect(cache.length(l, h)).toBe(41);
@@ -288,6 +315,7 @@ describe('compress: policy behaviour', () => {
       tokenIds,
       delimiters,
       budget: { ratio: 0.6 },
+      preset: 'paper',
       seedOrder: 'importance',
       compareTo: 'centroid',
       positionMode: 'first',
@@ -308,7 +336,7 @@ describe('compress: policy behaviour', () => {
   it('remapImportance carries mass across a compression', () => {
     const { cache, tokenIds } = syntheticCache({ tokens: 300 });
     const mass = randomImportance(cache, 5);
-    const result = compress(cache, 'semanticache', { tokenIds, delimiters, budget: { ratio: 0.7 } });
+    const result = compress(cache, 'semanticache', { tokenIds, delimiters, preset: 'paper', budget: { ratio: 0.7 } });
     const carried = remapImportance(mass, result, cache);
     const total = (t: Float32Array[][]) => t.flat().reduce((s, a) => s + a.reduce((x, y) => x + y, 0), 0);
     expect(carried[1][1].length).toBe(cache.length(1, 1));
@@ -358,11 +386,42 @@ describe('compress: bad input', () => {
     expect(() => compress(cache, 'semanticache', { tokenIds, delimiters })).toThrow(/budget/);
     expect(() => compress(cache, 'semanticache', { tokenIds, delimiters, threshold: 1.5 })).toThrow(/threshold/);
     expect(() =>
-      compress(cache, 'semanticache', { tokenIds, delimiters, budget: { ratio: 0.5 }, seedOrder: 'importance' }),
+      compress(cache, 'semanticache', {
+        tokenIds,
+        delimiters,
+        budget: { ratio: 0.5 },
+        preset: 'paper',
+        seedOrder: 'importance',
+      }),
     ).toThrow(MissingImportanceError);
-    expect(() => compress(cache, 'semanticache', { tokenIds, delimiters, budget: { maxEntries: 36 } })).toThrow(
-      BudgetError,
+    // the default preset seeds cores by window mass: it names itself when that is missing
+    expect(() => compress(cache, 'semanticache', { tokenIds, delimiters, budget: { ratio: 0.5 } })).toThrow(
+      /windowImportance.*preset 'default'/,
     );
+    expect(() =>
+      compress(cache, 'semanticache', { tokenIds, delimiters, budget: { ratio: 0.5 }, preset: 'nope' as never }),
+    ).toThrow(/preset: expected 'default' or 'paper'/);
+    expect(() =>
+      compress(cache, 'semanticache', {
+        tokenIds,
+        delimiters,
+        threshold: 0.5,
+        seeds: 'importance',
+        windowImportance: good,
+      }),
+    ).toThrow(/threshold: a fixed τ needs seeds 'gsc'/);
+    expect(() =>
+      compress(cache, 'semanticache', {
+        tokenIds,
+        delimiters,
+        budget: { ratio: 0.5 },
+        joinThreshold: Number.NaN,
+        windowImportance: good,
+      }),
+    ).toThrow(/joinThreshold/);
+    expect(() =>
+      compress(cache, 'semanticache', { tokenIds, delimiters, preset: 'paper', budget: { maxEntries: 36 } }),
+    ).toThrow(BudgetError);
     expect(() => needsCompression(cache, { maxEntries: 0 })).toThrow(RangeError);
     expect(() => triggerBudget({ maxEntries: 10, targetEntries: 11 })).toThrow(/targetEntries/);
     expect(copyHeads(cache)).toEqual(before);

@@ -23,7 +23,14 @@ import {
 } from './policies/eviction.js';
 import { identityRemap } from './policies/head-writer.js';
 import { mergeValues } from './policies/merge-values.js';
-import { chunkStarts, type SemanticacheSettings, semanticache } from './policies/semanticache.js';
+import { chunkStarts, entryChunkOffsets, type SemanticacheSettings, semanticache } from './policies/semanticache.js';
+import {
+  resolveSemanticacheKnobs,
+  SEMANTICACHE_PRESETS,
+  type SemanticacheKnobs,
+  type SemanticachePreset,
+} from './policies/semanticache-presets.js';
+import { type SeededSettings, semanticacheSeeded } from './policies/semanticache-seeded.js';
 import type { KVCache } from './store.js';
 
 export const POLICIES = ['full', 'streaming-llm', 'snapkv', 'h2o', 'chunkkv', 'merge-values', 'semanticache'] as const;
@@ -40,7 +47,12 @@ interface PooledScoreOptions {
   poolKernel?: number;
 }
 
-export interface SemanticacheOptions extends ProtectionOptions {
+export interface SemanticacheOptions extends ProtectionOptions, Partial<SemanticacheKnobs>, PooledScoreOptions {
+  /**
+   * Named settings (SEMANTICACHE_PRESETS), default 'default': importance-seeded cores; 'paper' for the paper's
+   * position-ordered GSC over every token. Options given beside a preset override its settings.
+   */
+  preset?: SemanticachePreset;
   /** required unless `threshold` is given: then τ alone decides how much is merged */
   budget?: Budget;
   /** token id of every appended token, in append order (length ≥ cache.tokensSeen) */
@@ -52,14 +64,12 @@ export interface SemanticacheOptions extends ProtectionOptions {
   maxChunkLength?: number;
   /** fixed cosine threshold τ instead of a budget */
   threshold?: number;
-  /** GSC seed order, default 'position'; 'importance' needs windowImportance */
+  /** GSC seed order (seeds 'gsc'), default 'position'; 'importance' needs windowImportance */
   seedOrder?: SeedOrder;
-  /** GSC comparison, default 'seed' */
+  /** GSC comparison (seeds 'gsc'), default 'seed' */
   compareTo?: CompareTo;
-  /** a core's position: 'mean' (default, size-weighted) or 'first' */
+  /** a GSC core's position: 'mean' (default, size-weighted) or 'first'; importance-seeded cores take the seed's */
   positionMode?: PositionMode;
-  /** core means weighted by 'size' (default) or by observation-window 'importance' */
-  coreWeights?: 'size' | 'importance';
   /** bound on the τ search steps per head (gsc-cluster's default when left out) */
   maxSearchSteps?: number;
   windowImportance?: Importance;
@@ -119,7 +129,11 @@ function checkCount(name: string, value: unknown, fallback: number): number {
   return count;
 }
 
-function checkSemanticache(cache: KVCache, options: SemanticacheOptions): SemanticacheSettings {
+type ResolvedSemanticache =
+  | { seeds: 'gsc'; settings: SemanticacheSettings }
+  | { seeds: 'importance'; settings: SeededSettings };
+
+function checkSemanticache(cache: KVCache, options: SemanticacheOptions): ResolvedSemanticache {
   const { tokenIds, delimiters, threshold } = options;
   if (tokenIds === null || typeof tokenIds !== 'object' || typeof tokenIds.length !== 'number') {
     throw new TypeError('tokenIds: expected an array or typed array of the appended token ids');
@@ -139,22 +153,56 @@ function checkSemanticache(cache: KVCache, options: SemanticacheOptions): Semant
   if (threshold !== undefined && !(typeof threshold === 'number' && threshold >= -1 && threshold <= 1)) {
     throw new RangeError(`threshold: expected a cosine in [-1, 1], got ${String(threshold)}`);
   }
+  oneOf<SemanticachePreset>('preset', options.preset, SEMANTICACHE_PRESETS, 'default');
+  const knobs = resolveSemanticacheKnobs(options as unknown as Record<string, unknown>) as SemanticacheKnobs & {
+    preset: SemanticachePreset;
+  };
+  const { preset } = knobs;
+  const seeds = oneOf('seeds', knobs.seeds, ['importance', 'gsc'] as const, 'importance');
+  const coreWeights = oneOf('coreWeights', knobs.coreWeights, ['size', 'importance'] as const, 'importance');
+  if (seeds === 'importance') {
+    if (threshold !== undefined) throw new TypeError("threshold: a fixed τ needs seeds 'gsc'");
+    checkImportance('windowImportance', options.windowImportance, cache, `semanticache (preset '${preset}')`);
+    const { joinThreshold } = knobs;
+    if (typeof joinThreshold !== 'number' || !(joinThreshold >= -1)) {
+      throw new RangeError(
+        `joinThreshold: expected a cosine ≥ -1 (above 1: nothing joins), got ${String(joinThreshold)}`,
+      );
+    }
+    const { pooling, kernel } = checkPooling(options);
+    return {
+      seeds,
+      settings: {
+        pooling,
+        poolKernel: kernel,
+        joinThreshold,
+        joinScope: oneOf('joinScope', knobs.joinScope, ['chunk-first', 'nearby'] as const, 'chunk-first'),
+        joinRadius: checkNonNegativeInteger('joinRadius', knobs.joinRadius, 0),
+        coreKey: oneOf('coreKey', knobs.coreKey, ['seed', 'mean'] as const, 'seed'),
+        coreBias: oneOf('coreBias', knobs.coreBias, ['mass', 'size'] as const, 'mass'),
+        coreWeights,
+        headBudgets: oneOf('headBudgets', knobs.headBudgets, ['adaptive', 'uniform'] as const, 'uniform'),
+      },
+    };
+  }
   const seedOrder = oneOf<SeedOrder>('seedOrder', options.seedOrder, ['position', 'importance'], 'position');
-  const coreWeights = oneOf('coreWeights', options.coreWeights, ['size', 'importance'] as const, 'size');
   if (seedOrder === 'importance' || coreWeights === 'importance') {
     checkImportance('windowImportance', options.windowImportance, cache, 'semanticache');
   }
   return {
-    delimiters,
-    minChunkLength: options.minChunkLength,
-    maxChunkLength: options.maxChunkLength,
-    threshold,
-    seedOrder,
-    compareTo: oneOf<CompareTo>('compareTo', options.compareTo, ['seed', 'centroid'], 'seed'),
-    positionMode: oneOf<PositionMode>('positionMode', options.positionMode, ['mean', 'first'], 'mean'),
-    coreWeights,
-    maxSearchSteps:
-      options.maxSearchSteps === undefined ? undefined : checkCount('maxSearchSteps', options.maxSearchSteps, 1),
+    seeds,
+    settings: {
+      delimiters,
+      minChunkLength: options.minChunkLength,
+      maxChunkLength: options.maxChunkLength,
+      threshold,
+      seedOrder,
+      compareTo: oneOf<CompareTo>('compareTo', options.compareTo, ['seed', 'centroid'], 'seed'),
+      positionMode: oneOf<PositionMode>('positionMode', options.positionMode, ['mean', 'first'], 'mean'),
+      coreWeights,
+      maxSearchSteps:
+        options.maxSearchSteps === undefined ? undefined : checkCount('maxSearchSteps', options.maxSearchSteps, 1),
+    },
   };
 }
 
@@ -207,18 +255,40 @@ export function compress<P extends PolicyName>(
       break;
     }
     default: {
-      const settings = checkSemanticache(cache, raw as SemanticacheOptions);
-      const importance = raw.windowImportance;
+      const opts = raw as SemanticacheOptions;
+      const resolved = checkSemanticache(cache, opts);
+      const chunking = {
+        delimiters: opts.delimiters,
+        minChunkLength: opts.minChunkLength,
+        maxChunkLength: opts.maxChunkLength,
+      };
       const startsByTokens = new Map<number, Uint32Array>();
-      run = (layer, plans) => {
+      const startsFor = (layer: number) => {
         const tokens = cache.appendedTokens(layer);
         let starts = startsByTokens.get(tokens);
         if (!starts) {
-          starts = chunkStarts((raw as SemanticacheOptions).tokenIds, tokens, settings);
+          starts = chunkStarts(opts.tokenIds, tokens, chunking);
           startsByTokens.set(tokens, starts);
         }
-        return semanticache(cache, layer, plans, starts, settings, importance);
+        return starts;
       };
+      if (resolved.seeds === 'gsc') {
+        const importance = raw.windowImportance;
+        run = (layer, plans) => semanticache(cache, layer, plans, startsFor(layer), resolved.settings, importance);
+      } else {
+        const importance = raw.windowImportance as Importance;
+        // an entry cap is a per-head bound (decode triggers test each head against it): heads cannot trade seats
+        const settings =
+          budget !== undefined && 'maxEntries' in budget
+            ? { ...resolved.settings, headBudgets: 'uniform' as const }
+            : resolved.settings;
+        run = (layer, plans) => {
+          const starts = startsFor(layer);
+          const offsets = (h: number) =>
+            entryChunkOffsets(cache.head(layer, h).origins.subarray(plans[h].sinkEnd, plans[h].windowStart), starts);
+          return semanticacheSeeded(cache, layer, plans, offsets, settings, importance);
+        };
+      }
     }
   }
 

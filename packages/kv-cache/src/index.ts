@@ -23,6 +23,13 @@ export {
   targetEntries,
 } from './plan.js';
 export { DEFAULT_CHUNK_LENGTH, DEFAULT_POOL_KERNEL, DEFAULT_POOLING, type Pooling } from './policies/eviction.js';
+export {
+  resolveSemanticacheKnobs,
+  SEMANTICACHE_PRESET_KNOBS,
+  SEMANTICACHE_PRESETS,
+  type SemanticacheKnobs,
+  type SemanticachePreset,
+} from './policies/semanticache-presets.js';
 export { crc32, SNAPSHOT_VERSION } from './snapshot.js';
 export {
   type CacheBytes,

@@ -100,7 +100,12 @@ describe('with the native proportional-attention kernel', () => {
     // one core per sentence: as many entries as the τ = 1 run leaves
     const probe = repeatedSentences(400, 'float32').cache;
     compress(probe, 'semanticache', { tokenIds, delimiters, threshold: 1 });
-    compress(cache, 'semanticache', { tokenIds, delimiters, budget: { maxEntries: probe.length(0, 0) } });
+    compress(cache, 'semanticache', {
+      tokenIds,
+      delimiters,
+      preset: 'paper',
+      budget: { maxEntries: probe.length(0, 0) },
+    });
     expect(cache.length(0, 0)).toBe(probe.length(0, 0));
     expect(maxRelativeError(decodeAll(cache, qs), outBefore)).toBeLessThan(1e-5);
   });

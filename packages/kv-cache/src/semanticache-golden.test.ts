@@ -17,6 +17,7 @@ function digest(dtype: KVDtype, passes: Extra[], importanceSeed?: number): strin
     const result = compress(cache, 'semanticache', {
       tokenIds,
       delimiters,
+      preset: 'paper',
       ...extra,
       ...(windowImportance ? { windowImportance } : {}),
     });

@@ -3,7 +3,7 @@ import { compress } from './compress.js';
 import { SnapshotError } from './errors.js';
 import { crc32 } from './snapshot.js';
 import { KVCache } from './store.js';
-import { copyHeads, delimiters, syntheticCache } from './test-support.js';
+import { copyHeads, delimiters, randomImportance, syntheticCache } from './test-support.js';
 
 function expectSameContents(a: KVCache, b: KVCache): void {
   expect(b.numLayers).toBe(a.numLayers);
@@ -34,7 +34,12 @@ describe('snapshot / restore', () => {
       const { cache, tokenIds } = syntheticCache({ tokens: 300, dtype, numLayers: 2, numKvHeads: 2, headDim: 8 });
       const raw = KVCache.restore(cache.snapshot());
       expectSameContents(cache, raw);
-      compress(cache, 'semanticache', { tokenIds, delimiters, budget: { ratio: 0.6 } });
+      compress(cache, 'semanticache', {
+        tokenIds,
+        delimiters,
+        budget: { ratio: 0.6 },
+        windowImportance: randomImportance(cache, 7),
+      });
       const bytes = cache.snapshot();
       const restored = KVCache.restore(bytes);
       expectSameContents(cache, restored);

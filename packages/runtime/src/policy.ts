@@ -1,5 +1,12 @@
 import type { DelimiterLevel, DelimiterSet } from '@semanticache/chunker';
-import { type Budget, type DecodeTrigger, POLICIES, type PolicyName, type PolicyOptions } from '@semanticache/kv-cache';
+import {
+  type Budget,
+  type DecodeTrigger,
+  POLICIES,
+  type PolicyName,
+  type PolicyOptions,
+  resolveSemanticacheKnobs,
+} from '@semanticache/kv-cache';
 
 type SuppliedByRuntime = 'budget' | 'tokenIds' | 'delimiters' | 'windowImportance' | 'accumulatedImportance';
 
@@ -28,13 +35,19 @@ export type CompressTrigger = 'prefill' | 'manual' | DecodeTrigger;
 
 /** Which attention-mass tables a policy reads. */
 export function importanceNeeds(policy: CachePolicy): { window: boolean; accumulated: boolean } {
-  const o = (policy.options ?? {}) as { seedOrder?: string; coreWeights?: string };
   const window =
     policy.name === 'snapkv' ||
     policy.name === 'merge-values' ||
     policy.name === 'chunkkv' ||
-    (policy.name === 'semanticache' && (o.seedOrder === 'importance' || o.coreWeights === 'importance'));
+    (policy.name === 'semanticache' && semanticacheReadsWindow((policy.options ?? {}) as Record<string, unknown>));
   return { window, accumulated: policy.name === 'h2o' };
+}
+
+/** Whether semanticache with these options reads observation-window mass (its preset's settings, then overrides). */
+function semanticacheReadsWindow(options: Record<string, unknown>): boolean {
+  const knobs = resolveSemanticacheKnobs(options);
+  if (knobs === undefined) return false; // compress rejects the unknown preset with its name
+  return knobs.seeds === 'importance' || options.seedOrder === 'importance' || knobs.coreWeights === 'importance';
 }
 
 export function checkPolicy(policy: unknown, name = 'policy'): CachePolicy {

@@ -164,12 +164,18 @@ describe('cache policies', () => {
     await s.prefill(prompt);
     const st = s.stats();
     const n = prompt.length;
-    for (const e of st.entries) expect(e).toBeLessThanOrEqual(Math.floor(n * 0.25) + 1);
+    // the default shares a layer's seats among its heads (adaptive budgets): each layer meets the budget in total
+    const H = model.config.numKvHeads;
+    for (let l = 0; l < model.config.numLayers; l++) {
+      const layer = st.entries.slice(l * H, (l + 1) * H).reduce((a, b) => a + b, 0);
+      expect(layer).toBeLessThanOrEqual(H * (Math.floor(n * 0.25) + 1));
+    }
     expect(st.position).toBe(n);
     expect(st.bytes.current).toBeLessThan(0.3 * st.bytes.full);
     const before = s.stats().entries[0];
     await s.decodeStep(5);
     expect(s.stats().entries[0]).toBe(before + 1);
+    expect(s.lastCompression?.entriesAfter).toBeLessThanOrEqual(H * model.config.numLayers * Math.floor(n * 0.25));
     expect(s.position).toBe(n + 1);
     // the compressed model still predicts the continuation far better than chance (ln 8192 ≈ 9.0)
     const next = model.tokenizer!.encode(corpus.slice(5400, 5800));
@@ -183,10 +189,15 @@ describe('cache policies', () => {
     { name: 'chunkkv', budget: { ratio: 0.5 } },
     { name: 'merge-values', budget: { ratio: 0.5 } },
     { name: 'streaming-llm', budget: { ratio: 0.5 } },
-    { name: 'semanticache', budget: { ratio: 0.5 }, options: { seedOrder: 'importance', coreWeights: 'importance' } },
+    {
+      name: 'semanticache',
+      budget: { ratio: 0.5 },
+      options: { preset: 'paper', seedOrder: 'importance', coreWeights: 'importance' },
+    },
+    { name: 'semanticache', budget: { ratio: 0.5 }, options: { headBudgets: 'uniform' } },
   ];
   for (const policy of withImportance) {
-    test(`${policy.name}${policy.options ? ' (importance seeds)' : ''}: attention mass collected, budget met`, async () => {
+    test(`${policy.name}${policy.options ? ` ${JSON.stringify(policy.options)}` : ''}: attention mass collected, budget met`, async () => {
       const s = model.createSession({ policy });
       await s.prefill(prompt);
       const half = Math.floor(prompt.length * 0.5);
@@ -233,6 +244,52 @@ describe('snapshots', () => {
     corrupt[0] ^= 0xff;
     expect(() => Session.restore(model, corrupt)).toThrow(/bad-magic/);
     expect(() => Session.restore(model, bytes.subarray(0, bytes.length - 10))).toThrow(/snapshot rejected/);
+  });
+
+  test('a restored session under a policy that reads no attention mass compresses again and again', async () => {
+    const probe = model.createSession({
+      policy: { name: 'snapkv', budget: { ratio: 0.5 } },
+      compressTrigger: 'manual',
+    });
+    await probe.prefill(prompt.slice(0, 200));
+    const { Session } = await import('./session.js');
+    for (const policy of [
+      { name: 'streaming-llm', budget: { ratio: 0.5 } },
+      { name: 'semanticache', budget: { ratio: 0.5 }, options: { preset: 'paper' } },
+    ] as CachePolicy[]) {
+      const fork = Session.restore(model, probe.snapshot(), { policy, compressTrigger: 'manual' });
+      fork.compress();
+      await fork.score(prompt.slice(200, 260));
+      const second = fork.compress();
+      expect(second.entriesAfter).toBeLessThan(second.entriesBefore);
+      fork.dispose();
+    }
+    probe.dispose();
+  });
+});
+
+describe('collecting every mass table', () => {
+  test("a probe with collectMass 'all' forks into h2o and snapkv exactly as their own sessions", async () => {
+    const { Session } = await import('./session.js');
+    const probe = model.createSession({ collectMass: 'all', compressTrigger: 'manual' });
+    await probe.prefill(prompt.slice(0, 300));
+    for (const policy of [
+      { name: 'h2o', budget: { ratio: 0.6 } },
+      { name: 'snapkv', budget: { ratio: 0.6 } },
+    ] as CachePolicy[]) {
+      const own = model.createSession({ policy, compressTrigger: 'manual' });
+      await own.prefill(prompt.slice(0, 300));
+      own.compress();
+      const fork = Session.restore(model, probe.snapshot(), { policy, compressTrigger: 'manual' });
+      fork.compress();
+      const a = await own.score(prompt.slice(300, 340));
+      const b = await fork.score(prompt.slice(300, 340));
+      expect(Array.from(b.logProbs)).toEqual(Array.from(a.logProbs));
+      own.dispose();
+      fork.dispose();
+    }
+    probe.dispose();
+    expect(() => model.createSession({ collectMass: 'some' as never })).toThrow(/collectMass/);
   });
 });
 

@@ -26,6 +26,11 @@ export interface SessionOptions {
   policy?: CachePolicy;
   /** When the policy runs (default 'prefill': once after each prefill). */
   compressTrigger?: CompressTrigger;
+  /**
+   * Attention-mass tables collected while feeding: those the policy reads ('policy', default), or both the
+   * observation window's and the accumulated one ('all'), so that a snapshot can be restored under any policy.
+   */
+  collectMass?: 'policy' | 'all';
 }
 
 export interface GenerateOptions {
@@ -123,13 +128,18 @@ export class Session {
     ) {
       throw new RangeError(`policy.budget: policy '${policy.name}' compresses after prefill and needs a budget`);
     }
+    const collectMass = options.collectMass ?? 'policy';
+    if (collectMass !== 'policy' && collectMass !== 'all') {
+      throw new TypeError(`collectMass: expected 'policy' or 'all', got ${String(collectMass)}`);
+    }
     this.options = {
       cacheDtype,
       prefillBlock: checkInt('prefillBlock', options.prefillBlock ?? DEFAULT_PREFILL_BLOCK, 1),
       policy,
       compressTrigger,
+      collectMass,
     };
-    this.needs = importanceNeeds(policy);
+    this.needs = collectMass === 'all' ? { window: true, accumulated: true } : importanceNeeds(policy);
     const c = model.config;
     this.cache =
       cache ?? new KVCache({ numLayers: c.numLayers, numKvHeads: c.numKvHeads, headDim: c.headDim, dtype: cacheDtype });
@@ -302,8 +312,11 @@ export class Session {
       delete knobs.delimiterLevel;
     }
     if (budget !== undefined && knobs.threshold === undefined) knobs.budget = budget;
-    if (needs.window) knobs.windowImportance = this.windowMass = this.growMass(this.windowMass);
-    if (needs.accumulated) knobs.accumulatedImportance = this.accumulatedMass = this.growMass(this.accumulatedMass);
+    // tables this policy does not read (a fork of a session that collected them) still follow the cache's entries
+    if (needs.window || this.windowMass) this.windowMass = this.growMass(this.windowMass);
+    if (needs.accumulated || this.accumulatedMass) this.accumulatedMass = this.growMass(this.accumulatedMass);
+    if (needs.window) knobs.windowImportance = this.windowMass;
+    if (needs.accumulated) knobs.accumulatedImportance = this.accumulatedMass;
     const result = compressCache(this.cache, policy.name, knobs as never);
     if (this.windowMass) this.windowMass = remapImportance(this.windowMass, result, this.cache);
     if (this.accumulatedMass) this.accumulatedMass = remapImportance(this.accumulatedMass, result, this.cache);

@@ -132,8 +132,19 @@ export function identityRemap(length: number): Int32Array {
 
 /** Indices of the `count` highest scores in [from, to), ties to the earlier entry, returned in ascending order. */
 export function topIndices(scores: Float32Array | Float64Array, from: number, to: number, count: number): Int32Array {
-  const order = new Int32Array(to - from);
-  for (let i = 0; i < order.length; i++) order[i] = from + i;
-  order.sort((a, b) => scores[b] - scores[a] || a - b);
-  return order.subarray(0, count).sort();
+  const out = new Int32Array(Math.max(0, Math.min(count, to - from)));
+  if (out.length === 0) return out;
+  // the count-th highest score by a numeric typed-array sort, then one pass in index order: every score above it,
+  // and the earliest of those equal to it
+  const sorted = scores.slice(from, to).sort();
+  const cut = sorted[sorted.length - out.length];
+  let above = 0;
+  for (let i = sorted.length - out.length + 1; i < sorted.length; i++) if (sorted[i] > cut) above++;
+  let ties = out.length - above;
+  let w = 0;
+  for (let i = from; i < to && w < out.length; i++) {
+    const s = scores[i];
+    if (s > cut || (s === cut && ties-- > 0)) out[w++] = i;
+  }
+  return out;
 }

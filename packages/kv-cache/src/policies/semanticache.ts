@@ -24,7 +24,11 @@ export interface SemanticacheSettings {
  * Token-level chunks of the whole appended stream, as chunk start ordinals. Computed once per token count, since
  * all layers see the same tokens.
  */
-export function chunkStarts(tokenIds: ArrayLike<number>, tokens: number, settings: SemanticacheSettings): Uint32Array {
+export function chunkStarts(
+  tokenIds: ArrayLike<number>,
+  tokens: number,
+  settings: Pick<SemanticacheSettings, 'delimiters' | 'minChunkLength' | 'maxChunkLength'>,
+): Uint32Array {
   const ids = ArrayBuffer.isView(tokenIds)
     ? (tokenIds as unknown as Uint32Array).subarray(0, tokens)
     : Array.prototype.slice.call(tokenIds, 0, tokens);
@@ -178,7 +182,7 @@ function readRows(
 }
 
 /** Chunk boundaries in entry space: a new chunk starts where an entry's origin crosses a token chunk start. */
-function entryChunkOffsets(origins: Int32Array, starts: Uint32Array): Uint32Array {
+export function entryChunkOffsets(origins: Int32Array, starts: Uint32Array): Uint32Array {
   const m = origins.length;
   const offsets = new Uint32Array(m + 1);
   let count = 1;
