@@ -123,6 +123,14 @@ function oneOf<T extends string>(name: string, value: unknown, allowed: readonly
   return value as T;
 }
 
+/** A join threshold: a cosine ≥ -1; above 1 nothing joins. */
+function checkCosine(name: string, value: unknown): number {
+  if (typeof value !== 'number' || !(value >= -1)) {
+    throw new RangeError(`${name}: expected a cosine ≥ -1 (above 1: nothing joins), got ${String(value)}`);
+  }
+  return value;
+}
+
 function checkCount(name: string, value: unknown, fallback: number): number {
   const count = checkNonNegativeInteger(name, value, fallback);
   if (count < 1) throw new RangeError(`${name}: expected a positive integer, got 0`);
@@ -163,12 +171,7 @@ function checkSemanticache(cache: KVCache, options: SemanticacheOptions): Resolv
   if (seeds === 'importance') {
     if (threshold !== undefined) throw new TypeError("threshold: a fixed τ needs seeds 'gsc'");
     checkImportance('windowImportance', options.windowImportance, cache, `semanticache (preset '${preset}')`);
-    const { joinThreshold } = knobs;
-    if (typeof joinThreshold !== 'number' || !(joinThreshold >= -1)) {
-      throw new RangeError(
-        `joinThreshold: expected a cosine ≥ -1 (above 1: nothing joins), got ${String(joinThreshold)}`,
-      );
-    }
+    const joinThreshold = checkCosine('joinThreshold', knobs.joinThreshold);
     const { pooling, kernel } = checkPooling(options);
     return {
       seeds,
@@ -178,8 +181,9 @@ function checkSemanticache(cache: KVCache, options: SemanticacheOptions): Resolv
         joinThreshold,
         joinScope: oneOf('joinScope', knobs.joinScope, ['chunk-first', 'nearby'] as const, 'chunk-first'),
         joinRadius: checkNonNegativeInteger('joinRadius', knobs.joinRadius, 0),
+        nearbyThreshold: checkCosine('nearbyThreshold', knobs.nearbyThreshold),
         coreKey: oneOf('coreKey', knobs.coreKey, ['seed', 'mean'] as const, 'seed'),
-        coreBias: oneOf('coreBias', knobs.coreBias, ['mass', 'size'] as const, 'mass'),
+        coreBias: oneOf('coreBias', knobs.coreBias, ['mass', 'size', 'none'] as const, 'mass'),
         coreWeights,
         headBudgets: oneOf('headBudgets', knobs.headBudgets, ['adaptive', 'uniform'] as const, 'uniform'),
       },

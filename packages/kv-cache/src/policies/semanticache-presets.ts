@@ -9,7 +9,7 @@ export const SEMANTICACHE_PRESETS = [
   'paper',
   'paper-importance',
   'no-merge',
-  'uniform-heads',
+  'adaptive-heads',
   'chunk-only',
   'nearby',
   'size-bias',
@@ -23,6 +23,8 @@ export interface SemanticacheKnobs {
   seeds: 'importance' | 'gsc';
   /** importance seeds: cosine a member needs with a seed to join it (above 1: nothing joins, SnapKV's eviction) */
   joinThreshold: number;
+  /** importance seeds: cosine a member needs with a seed outside its own chunk (a member of a seedless chunk) */
+  nearbyThreshold: number;
   /**
    * importance seeds: 'chunk-first' joins a seed of the member's own semantic chunk, and looks `joinRadius` seeds to
    * each side only when its chunk has none; 'nearby' always looks at its chunk's seeds and `joinRadius` on each side
@@ -31,8 +33,8 @@ export interface SemanticacheKnobs {
   joinRadius: number;
   /** importance seeds: a core keeps its seed's key, or takes the weighted mean of its members' keys */
   coreKey: 'seed' | 'mean';
-  /** importance seeds: the logit bias of a core, from its members' window mass or from its size */
-  coreBias: 'mass' | 'size';
+  /** importance seeds: the logit bias of a core, from its members' window mass, from its size, or none */
+  coreBias: 'mass' | 'size' | 'none';
   /** core means weighted by observation-window 'importance' or by 'size' */
   coreWeights: 'importance' | 'size';
   /** importance seeds, ratio budgets: 'adaptive' shares a layer's seats among its heads by mass (AdaKV) */
@@ -42,12 +44,13 @@ export interface SemanticacheKnobs {
 const DEFAULT_KNOBS: SemanticacheKnobs = {
   seeds: 'importance',
   joinThreshold: 0,
+  nearbyThreshold: 0.5,
   joinScope: 'chunk-first',
   joinRadius: 8,
   coreKey: 'seed',
   coreBias: 'mass',
   coreWeights: 'importance',
-  headBudgets: 'adaptive',
+  headBudgets: 'uniform',
 };
 
 const PAPER_KNOBS: SemanticacheKnobs = { ...DEFAULT_KNOBS, seeds: 'gsc', coreWeights: 'size' };
@@ -56,8 +59,8 @@ export const SEMANTICACHE_PRESET_KNOBS: Record<SemanticachePreset, SemanticacheK
   default: DEFAULT_KNOBS,
   paper: PAPER_KNOBS,
   'paper-importance': { ...PAPER_KNOBS, coreWeights: 'importance' },
-  'no-merge': { ...DEFAULT_KNOBS, joinThreshold: 2 },
-  'uniform-heads': { ...DEFAULT_KNOBS, headBudgets: 'uniform' },
+  'no-merge': { ...DEFAULT_KNOBS, joinThreshold: 2, nearbyThreshold: 2 },
+  'adaptive-heads': { ...DEFAULT_KNOBS, headBudgets: 'adaptive' },
   'chunk-only': { ...DEFAULT_KNOBS, joinRadius: 0 },
   nearby: { ...DEFAULT_KNOBS, joinScope: 'nearby' },
   'size-bias': { ...DEFAULT_KNOBS, coreBias: 'size' },

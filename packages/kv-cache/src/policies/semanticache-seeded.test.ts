@@ -22,7 +22,7 @@ function sameHeads(a: KVCache, b: KVCache): void {
 
 describe('semanticache (importance seeds)', () => {
   for (const dtype of ['float32', 'float16'] as const) {
-    it(`with nothing allowed to join, is SnapKV bit for bit (${dtype})`, () => {
+    it(`with nothing allowed to join and no pooling ties, is SnapKV bit for bit (${dtype})`, () => {
       const a = syntheticCache({ tokens: 300, dtype, numKvHeads: 3 });
       const b = syntheticCache({ tokens: 300, dtype, numKvHeads: 3 });
       const windowImportance = randomImportance(a.cache, 4);
@@ -33,9 +33,9 @@ describe('semanticache (importance seeds)', () => {
         budget,
         windowImportance,
         preset: 'no-merge',
-        headBudgets: 'uniform',
+        pooling: 'none',
       });
-      const snap = compress(b.cache, 'snapkv', { budget, windowImportance });
+      const snap = compress(b.cache, 'snapkv', { budget, windowImportance, pooling: 'none' });
       sameHeads(a.cache, b.cache);
       expect(seeded.remap).toEqual(snap.remap);
     });
@@ -90,12 +90,37 @@ describe('semanticache (importance seeds)', () => {
     };
     core(1, [1, 2, 3, 4], 2);
     core(2, [5, 6, 7], 6);
+    // the other biases: ToMe's ln size, or none (values-only merging)
+    for (const [coreBias, expected] of [
+      ['size', [Math.log(4), Math.log(3)]],
+      ['none', [0, 0]],
+    ] as const) {
+      const again = new KVCache({ numLayers: 1, numKvHeads: 1, headDim: d, dtype: 'float32' });
+      again.append(
+        0,
+        keys,
+        values,
+        Int32Array.from({ length: n }, (_, t) => t),
+      );
+      compress(again, 'semanticache', {
+        tokenIds: ids,
+        delimiters,
+        budget: { maxEntries: 4 },
+        sinkTokens: 1,
+        recentWindow: 1,
+        pooling: 'none',
+        coreBias,
+        windowImportance: [[mass]],
+      });
+      expect(again.head(0, 0).logSizes[1]).toBeCloseTo(expected[0], 6);
+      expect(again.head(0, 0).logSizes[2]).toBeCloseTo(expected[1], 6);
+    }
     // sinks and window are copied as they were
     expect(view.logSizes[0]).toBe(0);
     expect(view.logSizes[3]).toBe(0);
   });
 
-  it('joins a member to a seed of its own chunk when it has one, and only when the cosine reaches joinThreshold', () => {
+  it('joins a member to a seed of its own chunk when it has one (cosine ≥ joinThreshold), else to a nearby seed (≥ nearbyThreshold)', () => {
     const { cache, tokenIds } = syntheticCache({ tokens: 400, noise: 1 });
     const before = Array.from({ length: 2 }, (_, l) =>
       Array.from({ length: 2 }, (_, h) => cache.readFloat32(l, h, 'keys').slice()),
@@ -106,7 +131,8 @@ describe('semanticache (importance seeds)', () => {
       delimiters,
       budget: { ratio: 0.75 },
       windowImportance,
-      joinThreshold: 0.5,
+      joinThreshold: 0.3,
+      nearbyThreshold: 0.6,
     });
     const starts = chunk(tokenIds, delimiters);
     const chunkOf = (t: number) => {
@@ -136,7 +162,8 @@ describe('semanticache (importance seeds)', () => {
           }
           const seed = origins[remap[t]];
           if (seed === t) continue;
-          if (seeded.has(chunkOf(t))) {
+          const own = seeded.has(chunkOf(t));
+          if (own) {
             expect(chunkOf(seed)).toBe(chunkOf(t));
             joinedOwn++;
           } else joinedOther++;
@@ -150,7 +177,7 @@ describe('semanticache (importance seeds)', () => {
             a += x * x;
             b += y * y;
           }
-          expect(dot / Math.sqrt(a * b)).toBeGreaterThanOrEqual(0.5 - 1e-6);
+          expect(dot / Math.sqrt(a * b)).toBeGreaterThanOrEqual((own ? 0.3 : 0.6) - 1e-6);
         }
       }
     }
@@ -164,7 +191,13 @@ describe('semanticache (importance seeds)', () => {
     const windowImportance = randomImportance(cache, 5);
     // head 2 of layer 0 carries far more mass than the others
     for (let i = 0; i < 300; i++) windowImportance[0][2][i] *= 100;
-    compress(cache, 'semanticache', { tokenIds, delimiters, budget: { ratio: 0.75 }, windowImportance });
+    compress(cache, 'semanticache', {
+      tokenIds,
+      delimiters,
+      budget: { ratio: 0.75 },
+      windowImportance,
+      preset: 'adaptive-heads',
+    });
     const even = Math.floor(300 * 0.25);
     const middle = even - 36;
     for (let l = 0; l < 2; l++) {
@@ -180,8 +213,23 @@ describe('semanticache (importance seeds)', () => {
       delimiters,
       budget: { maxEntries: 80 },
       windowImportance: randomImportance(capped.cache, 5),
+      preset: 'adaptive-heads',
     });
     for (let h = 0; h < 3; h++) expect(capped.cache.length(0, h)).toBe(80);
+  });
+
+  it('seeds a pooled peak at the peak itself, not at the earlier neighbours it ties with', () => {
+    const { cache, tokenIds } = syntheticCache({ tokens: 100, numLayers: 1, numKvHeads: 1 });
+    const mass = new Float32Array(100).fill(0.01);
+    mass[50] = 5;
+    compress(cache, 'semanticache', {
+      tokenIds,
+      delimiters,
+      budget: { maxEntries: 4 + 32 + 1 },
+      windowImportance: [[mass]],
+      preset: 'no-merge',
+    });
+    expect(cache.head(0, 0).origins[4]).toBe(50);
   });
 
   it('members of a chunk without a seed join a nearby seed', () => {
@@ -193,6 +241,7 @@ describe('semanticache (importance seeds)', () => {
       budget: { ratio: 0.9 },
       windowImportance,
       joinThreshold: -1,
+      nearbyThreshold: -1,
     });
     // with τ = −1 every compressible entry lives on in some core; with no radius, seedless chunks are dropped
     for (const heads of result.remap) for (const map of heads) expect(map.every((x) => x >= 0)).toBe(true);
@@ -204,6 +253,7 @@ describe('semanticache (importance seeds)', () => {
       windowImportance,
       joinRadius: 0,
       joinThreshold: -1,
+      nearbyThreshold: -1,
     });
     expect(dropped.remap.flat().some((map) => map.some((x) => x < 0))).toBe(true);
   });

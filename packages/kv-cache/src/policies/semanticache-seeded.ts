@@ -12,8 +12,8 @@ export interface SeededSettings {
   joinThreshold: number;
   /** 'seed': a core keeps its seed's key (exact, no RoPE mixing); 'mean': the weighted mean of its members' keys */
   coreKey: 'seed' | 'mean';
-  /** 'mass': ln of the members' window mass over the seed's (capped at ln size); 'size': ln of the size (ToMe) */
-  coreBias: 'mass' | 'size';
+  /** 'mass': ln of the members' window mass over the seed's (capped at ln size); 'size': ln size (ToMe); 'none' */
+  coreBias: 'mass' | 'size' | 'none';
   /** weights of the value (and mean-key) average: observation-window 'importance' or 'size' */
   coreWeights: 'importance' | 'size';
   /**
@@ -23,6 +23,8 @@ export interface SeededSettings {
   joinScope: 'chunk-first' | 'nearby';
   /** how many seeds on each side of a member's chunk it may join besides its own chunk's */
   joinRadius: number;
+  /** cosine a member needs with a seed outside its own chunk ('chunk-first': members of seedless chunks) */
+  nearbyThreshold: number;
   /**
    * 'adaptive': the layer's seats go to the entries with the most mass across its heads (AdaKV), each head keeping
    * at least ADAPTIVE_FLOOR of its even share; 'uniform': every head keeps its own plan's count
@@ -83,6 +85,29 @@ export function adaptiveSeats(plans: HeadPlan[], pooled: Float32Array[]): Int32A
   return seats;
 }
 
+/**
+ * The `count` entries of [from, to) with the highest pooled score, like SnapKV's top-k, except that among entries
+ * tied at the cut (pooling gives a peak's whole neighbourhood the peak's score) those with more mass of their own come
+ * first, then the earlier: the peak itself is a seed whenever any of its neighbourhood is. Ascending indices.
+ */
+function topSeeds(pooled: Float32Array, mass: Float32Array, from: number, to: number, count: number): Int32Array {
+  const out = topIndices(pooled, from, to, count);
+  if (out.length === 0 || out.length === to - from) return out;
+  let cut = Number.POSITIVE_INFINITY;
+  for (const i of out) cut = Math.min(cut, pooled[i]);
+  const tied: number[] = [];
+  for (let i = from; i < to; i++) if (pooled[i] === cut) tied.push(i);
+  let above = 0;
+  for (const i of out) if (pooled[i] > cut) above++;
+  if (tied.length === out.length - above) return out;
+  tied.sort((a, b) => mass[b] - mass[a] || a - b);
+  const chosen = new Int32Array(out.length);
+  let w = 0;
+  for (const i of out) if (pooled[i] > cut) chosen[w++] = i;
+  for (let r = 0; w < chosen.length; r++) chosen[w++] = tied[r];
+  return chosen.sort();
+}
+
 /** Index of the first value above `cut` in an ascending run. */
 function firstAbove(sorted: Float32Array, cut: number): number {
   let lo = 0;
@@ -97,15 +122,16 @@ function firstAbove(sorted: Float32Array, cut: number): number {
 
 /**
  * Importance-seeded SemantiCache on one layer. Per KV head, the compressible entries with the most pooled
- * observation-window mass become seeds (as many as the budget keeps, so the seeds are exactly SnapKV's choice);
- * every other entry joins the seed of its own semantic chunk whose key is most similar, when the cosine reaches
- * `joinThreshold`, and is dropped otherwise. Each seed and its members become one core: the value is the
- * mass-weighted mean, so what the members contributed to the window's attention output survives; the key stays the
- * seed's, so the core is addressed exactly like the token that earned the seat; and the logit bias carries the
- * members' mass, `ln(Σ mass / mass_seed)`, so the core draws the attention its members drew together (at equal mass
- * that is ToMe's ln(size); it never exceeds it).
+ * observation-window mass become seeds (as many as the head's seats: SnapKV's choice, ties at the cut to the entries
+ * with more mass of their own). Every other entry joins the seed of its own semantic chunk whose key is most similar
+ * (cosine ≥ `joinThreshold`); an entry of a chunk without a seed may join the most similar of the `joinRadius`
+ * nearest seeds on each side (cosine ≥ `nearbyThreshold`); the rest is dropped. A seed and its members become one
+ * core: the mass-weighted mean value, so what the members added to the window's attention output survives; the
+ * seed's key, so the core is addressed exactly like the token that earned the seat; and the logit bias
+ * `ln(Σ mass / mass_seed)` (capped at ln size), so the core draws the attention its members drew together (at equal
+ * mass, ToMe's ln size). `coreBias: 'none'` leaves the seed's bias (values-only merging, like merge-values).
  *
- * `chunkOf` gives, per head, the semantic chunk of every compressible entry (entry index − sinkEnd).
+ * `chunkOffsets(h)` gives head h's semantic chunks as offsets into its compressible entries (entry − sinkEnd).
  */
 export function semanticacheSeeded(
   cache: KVCache,
@@ -124,7 +150,7 @@ export function semanticacheSeeded(
     if (plan.keepMiddle < 0) return identityRemap(length);
     const m = windowStart - sinkEnd;
     const mass = importance[layer][h];
-    const seeds = topIndices(pooled[h], sinkEnd, windowStart, seats[h]);
+    const seeds = topSeeds(pooled[h], mass, sinkEnd, windowStart, seats[h]);
     const view = cache.head(layer, h);
     const keys = cache.readFloat32(layer, h, 'keys');
     const values = cache.readFloat32(layer, h, 'values');
@@ -132,11 +158,12 @@ export function semanticacheSeeded(
     // seedOf[e - sinkEnd]: index into `seeds` of the core entry e joins, or -1 (dropped)
     const seedOf = new Int32Array(m).fill(-1);
     for (let s = 0; s < seeds.length; s++) seedOf[seeds[s] - sinkEnd] = s;
-    if (settings.joinThreshold <= 1 && seeds.length > 0) {
+    if ((settings.joinThreshold <= 1 || settings.nearbyThreshold <= 1) && seeds.length > 0) {
       // each entry's candidate seeds [lo, hi): its chunk's, or the joinRadius nearest on each side (seeds ascend,
       // chunks are contiguous); seeds themselves get an empty range
       const lo = new Int32Array(m);
       const hi = new Int32Array(m);
+      const fromOwnChunk = new Uint8Array(m);
       const offsets = chunkOffsets(h);
       let first = 0;
       for (let c = 0; c + 1 < offsets.length; c++) {
@@ -152,6 +179,7 @@ export function semanticacheSeeded(
           if (seedOf[t] >= 0) continue;
           lo[t] = a;
           hi[t] = b;
+          fromOwnChunk[t] = own ? 1 : 0;
         }
       }
       const unit = unitRows(keys, seeds, d);
@@ -162,7 +190,8 @@ export function semanticacheSeeded(
         const sq = found.squares[t];
         // a zero key has no direction: it joins only when any cosine would do
         const cos = sq > 0 ? found.dot[t] / Math.sqrt(sq) : 0;
-        if (sq > 0 ? cos >= settings.joinThreshold : settings.joinThreshold <= 0) seedOf[t] = s;
+        const threshold = fromOwnChunk[t] ? settings.joinThreshold : settings.nearbyThreshold;
+        if (sq > 0 ? cos >= threshold : threshold <= 0) seedOf[t] = s;
       }
     }
 
@@ -222,8 +251,10 @@ export function semanticacheSeeded(
       const logSize =
         settings.coreBias === 'size'
           ? Math.log(sizeSum[s])
-          : view.logSizes[seed] +
-            Math.log(Math.min(massSum[s] / (mass[seed] + floor * seedSize), sizeSum[s] / seedSize));
+          : settings.coreBias === 'none'
+            ? view.logSizes[seed]
+            : view.logSizes[seed] +
+              Math.log(Math.min(massSum[s] / (mass[seed] + floor * seedSize), sizeSum[s] / seedSize));
       remap[seed] = writer.push(keyRow, valueRow, 0, logSize, view.positions[seed], view.origins[seed]);
     }
     writer.copyRange(view, windowStart, length, remap);
