@@ -419,6 +419,22 @@ describe('compress: bad input', () => {
         windowImportance: good,
       }),
     ).toThrow(/joinThreshold/);
+    for (const [knob, value] of [
+      ['nearbyThreshold', -2],
+      ['joinRadius', 1.5],
+      ['headBudgets', 'some'],
+      ['coreBias', 'log'],
+    ] as const) {
+      expect(() =>
+        compress(cache, 'semanticache', {
+          tokenIds,
+          delimiters,
+          budget: { ratio: 0.5 },
+          windowImportance: good,
+          [knob]: value,
+        } as never),
+      ).toThrow(new RegExp(knob));
+    }
     expect(() =>
       compress(cache, 'semanticache', { tokenIds, delimiters, preset: 'paper', budget: { maxEntries: 36 } }),
     ).toThrow(BudgetError);

@@ -3,6 +3,7 @@
 // through a WebAssembly SIMD module (assembly/fp16.ts, `pnpm build:wasm`) with the same results bit for bit.
 
 import { wasmBase64 } from './fp16.wasm.js';
+import { instantiateWasm } from './wasm.js';
 
 const scratchF32 = new Float32Array(1);
 const scratchU32 = new Uint32Array(scratchF32.buffer);
@@ -116,19 +117,7 @@ let codec: Codec | undefined;
 
 function module(): Codec {
   if (codec !== undefined) return codec;
-  const wasm = (
-    globalThis as unknown as {
-      WebAssembly: {
-        Memory: new (d: { initial: number }) => { buffer: ArrayBuffer };
-        Module: new (bytes: Uint8Array) => object;
-        Instance: new (m: object, imports: object) => { exports: Record<string, unknown> };
-      };
-    }
-  ).WebAssembly;
-  const memory = new wasm.Memory({ initial: (CHUNK * 6) / 65536 });
-  const { exports } = new wasm.Instance(new wasm.Module(Uint8Array.from(atob(wasmBase64), (c) => c.charCodeAt(0))), {
-    env: { memory },
-  });
+  const { memory, exports } = instantiateWasm(wasmBase64, (CHUNK * 6) / 65536);
   codec = {
     decode: exports.decode as Codec['decode'],
     encode: exports.encode as Codec['encode'],

@@ -332,22 +332,31 @@ async function forEachConfig(
   fn: (configIndex: number, session: EngineSession) => Promise<void>,
   options: { fresh?: boolean } = {},
 ): Promise<void> {
+  // compresses one config's session (after `before`, if given), runs `fn` on it and disposes of it; an error after
+  // Ctrl-C only ends the config
+  const compressAndRun = async (ci: number, session: EngineSession, before?: () => Promise<void>) => {
+    try {
+      if (before) {
+        await before();
+        if (hooks.signal.aborted) return;
+      }
+      await session.compress();
+      await fn(ci, session);
+    } catch (err) {
+      if (!hooks.signal.aborted) throw err;
+    } finally {
+      session.dispose();
+    }
+  };
   if (options.fresh) {
     // a session of the config's own policy from the start: it collects exactly the attention statistics its policy
     // reads, as it must when it compresses again later (decode-ppl); the prefill is the same for every config
     for (const [ci, config] of configs.entries()) {
       if (hooks.signal.aborted) return;
       const session = engine.session(config.policy, budgetOf(config), specKnobs(config));
-      try {
+      await compressAndRun(ci, session, async () => {
         await session.prefill(ids, { signal: hooks.signal });
-        if (hooks.signal.aborted) return;
-        await session.compress();
-        await fn(ci, session);
-      } catch (err) {
-        if (!hooks.signal.aborted) throw err;
-      } finally {
-        session.dispose();
-      }
+      });
     }
     return;
   }
@@ -358,15 +367,7 @@ async function forEachConfig(
     await base.prefill(ids, { signal: hooks.signal });
     for (const [ci, config] of configs.entries()) {
       if (hooks.signal.aborted) return;
-      const session = base.fork(config.policy, budgetOf(config), specKnobs(config));
-      try {
-        await session.compress();
-        await fn(ci, session);
-      } catch (err) {
-        if (!hooks.signal.aborted) throw err;
-      } finally {
-        session.dispose();
-      }
+      await compressAndRun(ci, base.fork(config.policy, budgetOf(config), specKnobs(config)));
     }
   } finally {
     base.dispose();

@@ -1,4 +1,5 @@
 import { wasmBase64 } from '../join.wasm.js';
+import { instantiateWasm, type WasmMemory } from '../wasm.js';
 
 /** Where each entry's best seed is: its index in the seed list (-1: no candidate), the dot product, the entry's ‖k‖². */
 export interface SeedMatches {
@@ -7,13 +8,8 @@ export interface SeedMatches {
   squares: Float32Array;
 }
 
-interface Memory {
-  buffer: ArrayBuffer;
-  grow(pages: number): number;
-}
-
 interface Search {
-  memory: Memory;
+  memory: WasmMemory;
   nearest: (
     keys: number,
     count: number,
@@ -31,19 +27,7 @@ let search: Search | undefined;
 
 function instance(): Search {
   if (search !== undefined) return search;
-  const wasm = (
-    globalThis as unknown as {
-      WebAssembly: {
-        Memory: new (d: { initial: number }) => Memory;
-        Module: new (bytes: Uint8Array) => object;
-        Instance: new (m: object, imports: object) => { exports: Record<string, unknown> };
-      };
-    }
-  ).WebAssembly;
-  const memory = new wasm.Memory({ initial: 64 });
-  const { exports } = new wasm.Instance(new wasm.Module(Uint8Array.from(atob(wasmBase64), (c) => c.charCodeAt(0))), {
-    env: { memory },
-  });
+  const { memory, exports } = instantiateWasm(wasmBase64, 64);
   search = { memory, nearest: exports.nearest as Search['nearest'] };
   return search;
 }
