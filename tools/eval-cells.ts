@@ -1,11 +1,10 @@
 // Win / tie / loss of one policy against the best baseline in every cell of `semanticache eval` runs, paired.
 //   pnpm exec tsx tools/eval-cells.ts [--reference semanticache] DIR [DIR …]   (each DIR holds an eval.json)
-// A cell is (task, context length, ratio, query-aware or not). The baselines are the configs of other policies (not
+// A cell is (task, context length, ratio, query-aware or not); runs of the same windows or cases are read as one
+// (eval-runs.ts). Perplexity pairs on the windows every config has, retrieval on the cases every config answered. The baselines are the configs of other policies (not
 // semanticache presets) at the cell's ratio; the best one is the best point estimate. The difference to it is paired
 // (same windows / same cases) with a 95 % bootstrap interval (2000 resamples, seed 0) and an exact sign test; a
 // verdict is 'win' or 'loss' only when the interval excludes 0. The reference's presets are listed beside it.
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import {
   type NllUnit,
   pairedMeanDifference,
@@ -13,29 +12,7 @@ import {
   perplexity,
   signTest,
 } from '../apps/cli/src/stats';
-
-interface Config {
-  policy: string;
-  preset?: string;
-  ratio: number;
-  label: string;
-}
-interface PplRow {
-  config: Config;
-  perWindow: { nll: number; tokens: number }[];
-}
-interface RetrievalRow {
-  config: Config;
-  task: string;
-  contextTokens: number;
-  outcomes: { index: number; passed: boolean }[];
-}
-interface EvalJson {
-  settings: { context: number; queryAware: boolean };
-  perplexity: PplRow[];
-  decodePerplexity?: PplRow[];
-  retrieval: RetrievalRow[];
-}
+import { type Config, loadRuns, nameOf, type PplRow, type RetrievalRow } from './eval-runs';
 
 const args = process.argv.slice(2);
 let reference = 'semanticache';
@@ -49,7 +26,6 @@ if (dirs.length === 0) {
   process.exit(2);
 }
 
-const nameOf = (c: Config) => (c.preset && c.preset !== 'default' ? `${c.policy}:${c.preset}` : c.policy);
 const isReference = (c: Config) => nameOf(c) === reference;
 const isBaseline = (c: Config) => c.policy !== 'semanticache' && c.policy !== 'full' && c.ratio > 0;
 const fmt = (x: number, digits = 2) => (Number.isFinite(x) ? x.toFixed(digits) : '—');
@@ -64,8 +40,7 @@ rows.push(
 );
 rows.push('| --- | ---: | ---: | --- | --- | --- | ---: | --- | --- |');
 
-for (const dir of dirs) {
-  const r = JSON.parse(readFileSync(join(dir, 'eval.json'), 'utf8')) as EvalJson;
+for (const r of loadRuns(dirs)) {
   const mode = r.settings.queryAware ? 'query-aware' : 'query-agnostic';
   for (const [kind, table] of [
     ['ppl', r.perplexity],
@@ -77,7 +52,15 @@ for (const dir of dirs) {
       const ref = at.find((x) => isReference(x.config));
       const baselines = at.filter((x) => isBaseline(x.config));
       if (!ref || baselines.length === 0) continue;
-      const units = (x: PplRow): NllUnit[] => x.perWindow.map((w) => ({ nll: w.nll, tokens: w.tokens }));
+      // windows of the same start, in start order
+      const starts = [...new Set(at.flatMap((x) => x.perWindow.map((w) => w.start)))]
+        .filter((st) => at.every((x) => x.perWindow.some((w) => w.start === st)))
+        .sort((a, b) => a - b);
+      const units = (x: PplRow): NllUnit[] =>
+        starts.map((st) => {
+          const w = x.perWindow.find((v) => v.start === st) as PplRow['perWindow'][number];
+          return { nll: w.nll, tokens: w.tokens };
+        });
       const best = baselines.reduce((a, b) => (perplexity(units(b)) < perplexity(units(a)) ? b : a));
       const d = pairedPerplexityDifference(units(ref), units(best));
       let wins = 0;
@@ -115,14 +98,17 @@ for (const dir of dirs) {
           r.retrieval.filter(
             (x) => x.task === task && x.contextTokens === length && x.config.ratio === ratio && pick(x.config),
           );
-        const passes = (x: RetrievalRow) =>
-          Float64Array.from(
-            [...x.outcomes].sort((a, b) => a.index - b.index),
-            (o) => (o.passed ? 1 : 0),
-          );
         const [ref] = cellsOf(isReference);
         const baselines = cellsOf(isBaseline);
         if (!ref || baselines.length === 0) continue;
+        // the case indices every config of the cell answered
+        const answered = baselines.map((x) => new Set(x.outcomes.map((o) => o.index)));
+        const indices = ref.outcomes
+          .map((o) => o.index)
+          .filter((i) => answered.every((set) => set.has(i)))
+          .sort((a, b) => a - b);
+        const passes = (x: RetrievalRow) =>
+          Float64Array.from(indices, (i) => (x.outcomes.find((o) => o.index === i)?.passed ? 1 : 0));
         const mean = (xs: Float64Array) => xs.reduce((a, b) => a + b, 0) / xs.length;
         const best = baselines.reduce((a, b) => (mean(passes(b)) > mean(passes(a)) ? b : a));
         const a = passes(ref);

@@ -41,7 +41,6 @@ function sessionOptions(
 
 class RuntimeEngineSession implements EngineSession {
   constructor(
-    private readonly runtime: Runtime,
     private readonly model: RuntimeModel,
     private readonly session: RuntimeSession,
     private readonly policy: PolicyName,
@@ -108,12 +107,8 @@ class RuntimeEngineSession implements EngineSession {
   }
 
   fork(policy: PolicyName, budget: Budget, knobs: PolicyKnobs = {}): EngineSession {
-    const copy = this.runtime.Session.restore(
-      this.model,
-      this.session.snapshot(),
-      sessionOptions(policy, budget, knobs, this.kvDtype),
-    );
-    return new RuntimeEngineSession(this.runtime, this.model, copy, policy, this.kvDtype);
+    const copy = this.session.fork(sessionOptions(policy, budget, knobs, this.kvDtype));
+    return new RuntimeEngineSession(this.model, copy, policy, this.kvDtype);
   }
 
   dispose(): void {
@@ -129,7 +124,6 @@ class RuntimeEngine implements Engine {
   readonly vocabSize: number;
 
   constructor(
-    private readonly runtime: Runtime,
     private readonly model: RuntimeModel,
     readonly label: string,
     private readonly kvDtype: 'float32' | 'float16',
@@ -170,7 +164,7 @@ class RuntimeEngine implements Engine {
       ...sessionOptions(policy, budget, knobs, this.kvDtype),
       ...(options.collectAllMass ? { collectMass: 'all' as const } : {}),
     });
-    return new RuntimeEngineSession(this.runtime, this.model, session, policy, this.kvDtype);
+    return new RuntimeEngineSession(this.model, session, policy, this.kvDtype);
   }
 
   async dispose(): Promise<void> {
@@ -187,5 +181,5 @@ export async function loadRuntimeEngine(location: ModelLocation, options: Engine
       ? await runtime.loadModel(location.dir, load)
       : await runtime.loadModel(location.file, { ...load, tokenizerPath: location.tokenizer });
   const kvDtype = options.kvDtype ?? 'float32';
-  return new RuntimeEngine(runtime, model, `${location.label}${kvDtype === 'float16' ? ', fp16 KV' : ''}`, kvDtype);
+  return new RuntimeEngine(model, `${location.label}${kvDtype === 'float16' ? ', fp16 KV' : ''}`, kvDtype);
 }

@@ -131,6 +131,13 @@ function checkCosine(name: string, value: unknown): number {
   return value;
 }
 
+function checkMassCap(value: unknown): number {
+  if (typeof value !== 'number' || !(value >= 0)) {
+    throw new RangeError(`memberMassCap: expected a number ≥ 0 (Infinity: any member joins), got ${String(value)}`);
+  }
+  return value;
+}
+
 function checkCount(name: string, value: unknown, fallback: number): number {
   const count = checkNonNegativeInteger(name, value, fallback);
   if (count < 1) throw new RangeError(`${name}: expected a positive integer, got 0`);
@@ -182,6 +189,7 @@ function checkSemanticache(cache: KVCache, options: SemanticacheOptions): Resolv
         joinScope: oneOf('joinScope', knobs.joinScope, ['chunk-first', 'nearby'] as const, 'chunk-first'),
         joinRadius: checkNonNegativeInteger('joinRadius', knobs.joinRadius, 0),
         nearbyThreshold: checkCosine('nearbyThreshold', knobs.nearbyThreshold),
+        memberMassCap: checkMassCap(knobs.memberMassCap),
         coreKey: oneOf('coreKey', knobs.coreKey, ['seed', 'mean'] as const, 'seed'),
         coreBias: oneOf('coreBias', knobs.coreBias, ['mass', 'size', 'none'] as const, 'mass'),
         coreWeights,

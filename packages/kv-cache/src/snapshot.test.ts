@@ -52,6 +52,31 @@ describe('snapshot / restore', () => {
     });
   }
 
+  it('clones a compressed cache into an independent copy', () => {
+    const { cache, tokenIds } = syntheticCache({
+      tokens: 300,
+      dtype: 'float16',
+      numLayers: 2,
+      numKvHeads: 2,
+      headDim: 8,
+    });
+    compress(cache, 'semanticache', {
+      tokenIds,
+      delimiters,
+      budget: { ratio: 0.6 },
+      windowImportance: randomImportance(cache, 7),
+    });
+    const copy = cache.clone();
+    expectSameContents(cache, copy);
+    expect(copy.snapshot()).toEqual(cache.snapshot());
+    const before = cache.snapshot();
+    const m = 2 * 8;
+    copy.append(0, new Float32Array(m), new Float32Array(m), Int32Array.from([300]));
+    expect(copy.length(0, 0)).toBe(cache.length(0, 0) + 1);
+    expect(cache.snapshot()).toEqual(before);
+    expect(() => copy.truncate(200)).toThrow(RangeError);
+  });
+
   it('restores into a live cache of the same shape', () => {
     const a = syntheticCache({ tokens: 64, seed: 1 }).cache;
     const b = syntheticCache({ tokens: 80, seed: 2 }).cache;

@@ -339,6 +339,25 @@ export class KVCache {
     return cache;
   }
 
+  /** An independent copy of the live entries, without serializing: what `restore(snapshot())` gives, faster. */
+  clone(): KVCache {
+    const state = this.state();
+    const copy = new KVCache({ ...state.config, initialCapacity: 1 });
+    copy.adopt({
+      config: state.config,
+      appended: state.appended.slice(),
+      heads: state.heads.map((h) => ({
+        ...h,
+        keys: h.keys.slice(),
+        values: h.values.slice(),
+        logSizes: h.logSizes.slice(),
+        positions: h.positions.slice(),
+        origins: h.origins.slice(),
+      })),
+    });
+    return copy;
+  }
+
   /**
    * Replaces this cache's contents with a snapshot of the same shape. The snapshot is fully decoded and checked
    * first, so a bad one throws SnapshotError and leaves this cache as it was.

@@ -274,26 +274,34 @@ describe('snapshots', () => {
 });
 
 describe('collecting every mass table', () => {
-  test("a probe with collectMass 'all' forks into h2o and snapkv exactly as their own sessions", async () => {
+  test("a probe with collectMass 'all' forks (or restores) into h2o, snapkv and semanticache exactly as their own sessions", async () => {
     const { Session } = await import('./session.js');
     const probe = model.createSession({ collectMass: 'all', compressTrigger: 'manual' });
     await probe.prefill(prompt.slice(0, 300));
     for (const policy of [
       { name: 'h2o', budget: { ratio: 0.6 } },
       { name: 'snapkv', budget: { ratio: 0.6 } },
+      { name: 'semanticache', budget: { ratio: 0.6 } },
     ] as CachePolicy[]) {
       const own = model.createSession({ policy, compressTrigger: 'manual' });
       await own.prefill(prompt.slice(0, 300));
       own.compress();
-      const fork = Session.restore(model, probe.snapshot(), { policy, compressTrigger: 'manual' });
-      fork.compress();
+      const restored = Session.restore(model, probe.snapshot(), { policy, compressTrigger: 'manual' });
+      const fork = probe.fork({ policy, compressTrigger: 'manual' });
       const a = await own.score(prompt.slice(300, 340));
-      const b = await fork.score(prompt.slice(300, 340));
-      expect(Array.from(b.logProbs)).toEqual(Array.from(a.logProbs));
+      for (const copy of [restored, fork]) {
+        copy.compress();
+        const b = await copy.score(prompt.slice(300, 340));
+        expect(Array.from(b.logProbs)).toEqual(Array.from(a.logProbs));
+        copy.dispose();
+      }
       own.dispose();
-      fork.dispose();
     }
+    // the forks left the probe as it was; a fork checks its options like a new session
+    expect(probe.position).toBe(300);
+    expect(() => probe.fork({ policy: { name: 'nope' } as never })).toThrow(/policy\.name/);
     probe.dispose();
+    expect(() => probe.fork()).toThrow(/disposed/);
     expect(() => model.createSession({ collectMass: 'some' as never })).toThrow(/collectMass/);
   });
 });

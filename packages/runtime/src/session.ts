@@ -508,6 +508,24 @@ export class Session {
     return out;
   }
 
+  /**
+   * An independent copy of this session (cache, fed ids, pending token, last logits, mass tables) under `options`:
+   * what `Session.restore(model, session.snapshot(), options)` gives, without serializing.
+   */
+  fork(options: SessionOptions = {}): Session {
+    if (this.disposed) throw new DisposedError('the session has been disposed');
+    if (this.busy) throw new SessionBusyError('session is busy: another call on it has not finished');
+    const session = new Session(this.model, { ...options, cacheDtype: this.cache.dtype }, this.cache.clone());
+    const copyTable = (t: Importance | undefined) => t?.map((layer) => layer.map((head) => head.slice()));
+    session.fed = this.fed.slice();
+    session.pending = this.pending;
+    session.lastLogits = this.lastLogits?.slice();
+    session.windowMass = copyTable(this.windowMass);
+    session.accumulatedMass = copyTable(this.accumulatedMass);
+    session.compressions = this.compressions;
+    return session;
+  }
+
   /** Rebuilds a session from `snapshot()` bytes; throws SnapshotError on malformed data or another model's shape. */
   static restore(model: Model, bytes: Uint8Array, options: SessionOptions = {}): Session {
     if (!(bytes instanceof Uint8Array)) throw new TypeError('bytes: expected a Uint8Array');

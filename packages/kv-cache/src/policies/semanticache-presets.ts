@@ -15,6 +15,7 @@ export const SEMANTICACHE_PRESETS = [
   'size-bias',
   'mean-key',
   'size-weights',
+  'uncapped',
 ] as const;
 export type SemanticachePreset = (typeof SEMANTICACHE_PRESETS)[number];
 
@@ -25,6 +26,11 @@ export interface SemanticacheKnobs {
   joinThreshold: number;
   /** importance seeds: cosine a member needs with a seed outside its own chunk (a member of a seedless chunk) */
   nearbyThreshold: number;
+  /**
+   * importance seeds: a member joins only if its window mass is at most this multiple of its seed's; a heavier one
+   * is dropped rather than blended into a core that its seed's key addresses (Infinity: any member joins)
+   */
+  memberMassCap: number;
   /**
    * importance seeds: 'chunk-first' joins a seed of the member's own semantic chunk, and looks `joinRadius` seeds to
    * each side only when its chunk has none; 'nearby' always looks at its chunk's seeds and `joinRadius` on each side
@@ -45,6 +51,7 @@ const DEFAULT_KNOBS: SemanticacheKnobs = {
   seeds: 'importance',
   joinThreshold: 0,
   nearbyThreshold: 0.5,
+  memberMassCap: 1,
   joinScope: 'chunk-first',
   joinRadius: 8,
   coreKey: 'seed',
@@ -66,6 +73,7 @@ export const SEMANTICACHE_PRESET_KNOBS: Record<SemanticachePreset, SemanticacheK
   'size-bias': { ...DEFAULT_KNOBS, coreBias: 'size' },
   'mean-key': { ...DEFAULT_KNOBS, coreKey: 'mean' },
   'size-weights': { ...DEFAULT_KNOBS, coreWeights: 'size' },
+  uncapped: { ...DEFAULT_KNOBS, memberMassCap: Number.POSITIVE_INFINITY },
 };
 
 /**

@@ -186,6 +186,39 @@ describe('semanticache (importance seeds)', () => {
     expect(dropped).toBeGreaterThan(0);
   });
 
+  it('joins a member only when its own window mass is at most memberMassCap times its seed’s', () => {
+    const run = (memberMassCap: number) => {
+      const { cache, tokenIds } = syntheticCache({ tokens: 400, noise: 1 });
+      const windowImportance = randomImportance(cache, 9);
+      const result = compress(cache, 'semanticache', {
+        tokenIds,
+        delimiters,
+        budget: { ratio: 0.75 },
+        windowImportance,
+        memberMassCap,
+      });
+      let joined = 0;
+      for (let l = 0; l < 2; l++) {
+        for (let h = 0; h < 2; h++) {
+          const { origins } = cache.head(l, h);
+          const remap = result.remap[l][h];
+          const mass = windowImportance[l][h];
+          for (let t = 0; t < remap.length; t++) {
+            if (remap[t] < 0 || origins[remap[t]] === t) continue;
+            joined++;
+            expect(mass[t]).toBeLessThanOrEqual(memberMassCap * mass[origins[remap[t]]]);
+          }
+        }
+      }
+      return joined;
+    };
+    const any = run(Number.POSITIVE_INFINITY);
+    const capped = run(1);
+    expect(capped).toBeGreaterThan(0);
+    expect(capped).toBeLessThan(any);
+    expect(run(0)).toBe(0);
+  });
+
   it('adaptive head budgets keep each layer’s total and give the seats to the heads with the most mass', () => {
     const { cache, tokenIds } = syntheticCache({ tokens: 300, numKvHeads: 3 });
     const windowImportance = randomImportance(cache, 5);
@@ -242,8 +275,10 @@ describe('semanticache (importance seeds)', () => {
       windowImportance,
       joinThreshold: -1,
       nearbyThreshold: -1,
+      memberMassCap: Number.POSITIVE_INFINITY,
     });
-    // with τ = −1 every compressible entry lives on in some core; with no radius, seedless chunks are dropped
+    // with τ = −1 and no mass cap every compressible entry lives on in some core; with no radius, seedless chunks
+    // are dropped
     for (const heads of result.remap) for (const map of heads) expect(map.every((x) => x >= 0)).toBe(true);
     const alone = syntheticCache({ tokens: 400 });
     const dropped = compress(alone.cache, 'semanticache', {
@@ -254,6 +289,7 @@ describe('semanticache (importance seeds)', () => {
       joinRadius: 0,
       joinThreshold: -1,
       nearbyThreshold: -1,
+      memberMassCap: Number.POSITIVE_INFINITY,
     });
     expect(dropped.remap.flat().some((map) => map.some((x) => x < 0))).toBe(true);
   });

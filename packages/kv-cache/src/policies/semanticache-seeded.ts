@@ -25,6 +25,8 @@ export interface SeededSettings {
   joinRadius: number;
   /** cosine a member needs with a seed outside its own chunk ('chunk-first': members of seedless chunks) */
   nearbyThreshold: number;
+  /** a member joins only if its own window mass is at most this multiple of its seed's (Infinity: any) */
+  memberMassCap: number;
   /**
    * 'adaptive': the layer's seats go to the entries with the most mass across its heads (AdaKV), each head keeping
    * at least ADAPTIVE_FLOOR of its even share; 'uniform': every head keeps its own plan's count
@@ -125,7 +127,9 @@ function firstAbove(sorted: Float32Array, cut: number): number {
  * observation-window mass become seeds (as many as the head's seats: SnapKV's choice, ties at the cut to the entries
  * with more mass of their own). Every other entry joins the seed of its own semantic chunk whose key is most similar
  * (cosine ≥ `joinThreshold`); an entry of a chunk without a seed may join the most similar of the `joinRadius`
- * nearest seeds on each side (cosine ≥ `nearbyThreshold`); the rest is dropped. A seed and its members become one
+ * nearest seeds on each side (cosine ≥ `nearbyThreshold`); an entry with more window mass than `memberMassCap` times
+ * its seed's stays out (blended in, it would answer for the seed's key: a copied digit turns into its neighbour's);
+ * the rest is dropped. A seed and its members become one
  * core: the mass-weighted mean value, so what the members added to the window's attention output survives; the
  * seed's key, so the core is addressed exactly like the token that earned the seat; and the logit bias
  * `ln(Σ mass / mass_seed)` (capped at ln size), so the core draws the attention its members drew together (at equal
@@ -193,6 +197,14 @@ export function semanticacheSeeded(
         const threshold = fromOwnChunk[t] ? settings.joinThreshold : settings.nearbyThreshold;
         if (sq > 0 ? cos >= threshold : threshold <= 0) seedOf[t] = s;
       }
+      if (settings.memberMassCap < Number.POSITIVE_INFINITY) {
+        for (let t = 0; t < m; t++) {
+          const s = seedOf[t];
+          if (s >= 0 && seeds[s] !== sinkEnd + t && mass[sinkEnd + t] > settings.memberMassCap * mass[seeds[s]]) {
+            seedOf[t] = -1;
+          }
+        }
+      }
     }
 
     // per-core sums: weights of the value (and key) means, window mass, sizes
@@ -245,7 +257,7 @@ export function semanticacheSeeded(
       const inv = 1 / weightSum[s];
       for (let j = 0; j < d; j++) {
         valueRow[j] = valueSum[s * d + j] * inv;
-        keyRow[j] = settings.coreKey === 'seed' ? keys[seed * d + j] : keySum[s * d + j] * inv;
+        keyRow[j] = meanKey ? keySum[s * d + j] * inv : keys[seed * d + j];
       }
       const seedSize = sizeOf(seed);
       const logSize =
