@@ -55,23 +55,29 @@ describe('semanticache (importance seeds)', () => {
         values[t * d + j] = t * 10 + j;
       }
     }
-    const cache = new KVCache({ numLayers: 1, numKvHeads: 1, headDim: d, dtype: 'float32' });
-    cache.append(
-      0,
-      keys,
-      values,
-      Int32Array.from({ length: n }, (_, t) => t),
-    );
     const mass = Float32Array.from([9, 0.1, 0.5, 0.2, 0.2, 0.05, 0.4, 0.15, 9]);
-    const result = compress(cache, 'semanticache', {
-      tokenIds: ids,
-      delimiters,
-      budget: { maxEntries: 4 },
-      sinkTokens: 1,
-      recentWindow: 1,
-      pooling: 'none',
-      windowImportance: [[mass]],
-    });
+    // the head above, compressed to sink + 2 cores + window with the given core bias
+    const compressed = (coreBias?: 'mass' | 'size' | 'none') => {
+      const fresh = new KVCache({ numLayers: 1, numKvHeads: 1, headDim: d, dtype: 'float32' });
+      fresh.append(
+        0,
+        keys,
+        values,
+        Int32Array.from({ length: n }, (_, t) => t),
+      );
+      const result = compress(fresh, 'semanticache', {
+        tokenIds: ids,
+        delimiters,
+        budget: { maxEntries: 4 },
+        sinkTokens: 1,
+        recentWindow: 1,
+        pooling: 'none',
+        coreBias,
+        windowImportance: [[mass]],
+      });
+      return { cache: fresh, result };
+    };
+    const { cache, result } = compressed();
     const view = cache.head(0, 0);
     expect(view.length).toBe(4);
     expect(Array.from(view.origins)).toEqual([0, 2, 6, 8]);
@@ -95,23 +101,7 @@ describe('semanticache (importance seeds)', () => {
       ['size', [Math.log(4), Math.log(3)]],
       ['none', [0, 0]],
     ] as const) {
-      const again = new KVCache({ numLayers: 1, numKvHeads: 1, headDim: d, dtype: 'float32' });
-      again.append(
-        0,
-        keys,
-        values,
-        Int32Array.from({ length: n }, (_, t) => t),
-      );
-      compress(again, 'semanticache', {
-        tokenIds: ids,
-        delimiters,
-        budget: { maxEntries: 4 },
-        sinkTokens: 1,
-        recentWindow: 1,
-        pooling: 'none',
-        coreBias,
-        windowImportance: [[mass]],
-      });
+      const again = compressed(coreBias).cache;
       expect(again.head(0, 0).logSizes[1]).toBeCloseTo(expected[0], 6);
       expect(again.head(0, 0).logSizes[2]).toBeCloseTo(expected[1], 6);
     }

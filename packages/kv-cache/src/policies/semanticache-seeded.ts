@@ -195,15 +195,9 @@ export function semanticacheSeeded(
         // a zero key has no direction: it joins only when any cosine would do
         const cos = sq > 0 ? found.dot[t] / Math.sqrt(sq) : 0;
         const threshold = fromOwnChunk[t] ? settings.joinThreshold : settings.nearbyThreshold;
-        if (sq > 0 ? cos >= threshold : threshold <= 0) seedOf[t] = s;
-      }
-      if (settings.memberMassCap < Number.POSITIVE_INFINITY) {
-        for (let t = 0; t < m; t++) {
-          const s = seedOf[t];
-          if (s >= 0 && seeds[s] !== sinkEnd + t && mass[sinkEnd + t] > settings.memberMassCap * mass[seeds[s]]) {
-            seedOf[t] = -1;
-          }
-        }
+        // written as "not heavier": Infinity × a zero seed mass is NaN, and an uncapped member still joins
+        const light = !(mass[sinkEnd + t] > settings.memberMassCap * mass[seeds[s]]);
+        if ((sq > 0 ? cos >= threshold : threshold <= 0) && light) seedOf[t] = s;
       }
     }
 
