@@ -515,15 +515,15 @@ export class Session {
   fork(options: SessionOptions = {}): Session {
     if (this.disposed) throw new DisposedError('the session has been disposed');
     if (this.busy) throw new SessionBusyError('session is busy: another call on it has not finished');
-    const session = new Session(this.model, { ...options, cacheDtype: this.cache.dtype }, this.cache.clone());
     const copyTable = (t: Importance | undefined) => t?.map((layer) => layer.map((head) => head.slice()));
-    session.fed = this.fed.slice();
-    session.pending = this.pending;
-    session.lastLogits = this.lastLogits?.slice();
-    session.windowMass = copyTable(this.windowMass);
-    session.accumulatedMass = copyTable(this.accumulatedMass);
-    session.compressions = this.compressions;
-    return session;
+    return Session.resume(this.model, options, this.cache.clone(), {
+      fed: this.fed.slice(),
+      pending: this.pending,
+      lastLogits: this.lastLogits?.slice(),
+      windowMass: copyTable(this.windowMass),
+      accumulatedMass: copyTable(this.accumulatedMass),
+      compressions: this.compressions,
+    });
   }
 
   /** Rebuilds a session from `snapshot()` bytes; throws SnapshotError on malformed data or another model's shape. */
@@ -581,14 +581,39 @@ export class Session {
       );
     });
     if (at !== bytes.length) throw fail('invalid-header', `${bytes.length - at} trailing bytes`);
-    const session = new Session(model, { ...options, cacheDtype: cache.dtype }, cache);
-    session.fed = Array.from(fed);
+    const session = Session.resume(model, options, cache, {
+      fed: Array.from(fed),
+      pending: h.pending ?? undefined,
+      lastLogits: logits.length === c.vocabSize ? logits : undefined,
+      windowMass: tables[0],
+      accumulatedMass: tables[1],
+      compressions: h.compressions ?? 0,
+    });
     session.checkIds(session.fed, 'snapshot ids');
-    session.pending = h.pending ?? undefined;
-    session.lastLogits = logits.length === c.vocabSize ? logits : undefined;
-    session.windowMass = tables[0];
-    session.accumulatedMass = tables[1];
-    session.compressions = h.compressions ?? 0;
+    return session;
+  }
+
+  /** A session over `cache` (owned by it from now on) that continues from `state`: what fork and restore share. */
+  private static resume(
+    model: Model,
+    options: SessionOptions,
+    cache: KVCache,
+    state: {
+      fed: number[];
+      pending: number | undefined;
+      lastLogits: Float32Array | undefined;
+      windowMass: Importance | undefined;
+      accumulatedMass: Importance | undefined;
+      compressions: number;
+    },
+  ): Session {
+    const session = new Session(model, { ...options, cacheDtype: cache.dtype }, cache);
+    session.fed = state.fed;
+    session.pending = state.pending;
+    session.lastLogits = state.lastLogits;
+    session.windowMass = state.windowMass;
+    session.accumulatedMass = state.accumulatedMass;
+    session.compressions = state.compressions;
     return session;
   }
 
