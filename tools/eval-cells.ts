@@ -1,10 +1,11 @@
 // Win / tie / loss of one policy against the best baseline in every cell of `semanticache eval` runs, paired.
 //   pnpm exec tsx tools/eval-cells.ts [--reference semanticache] DIR [DIR …]   (each DIR holds an eval.json)
 // A cell is (task, context length, ratio, query-aware or not); runs of the same windows or cases are read as one
-// (eval-runs.ts). Perplexity pairs on the windows every config has, retrieval on the cases every config answered. The baselines are the configs of other policies (not
-// semanticache presets) at the cell's ratio; the best one is the best point estimate. The difference to it is paired
-// (same windows / same cases) with a 95 % bootstrap interval (2000 resamples, seed 0) and an exact sign test; a
-// verdict is 'win' or 'loss' only when the interval excludes 0. The reference's presets are listed beside it.
+// (eval-runs.ts). Perplexity pairs on the windows every config of the cell has, retrieval on the cases every config
+// of the cell answered. The baselines are the configs of other policies (not semanticache presets) at the cell's
+// ratio; the best one is the best point estimate. The difference to it is paired with a 95 % bootstrap interval (2000
+// resamples, seed 0) and an exact sign test; a verdict is 'win' or 'loss' only when the interval excludes 0. The
+// reference's presets are listed beside it.
 import {
   type NllUnit,
   pairedMeanDifference,
@@ -101,8 +102,10 @@ for (const r of loadRuns(dirs)) {
         const [ref] = cellsOf(isReference);
         const baselines = cellsOf(isBaseline);
         if (!ref || baselines.length === 0) continue;
-        // the case indices every config of the cell answered
-        const answered = baselines.map((x) => new Set(x.outcomes.map((o) => o.index)));
+        // the case indices every config of the cell (presets beside the reference included) answered
+        const answered = cellsOf((c) => c.ratio > 0 && !isReference(c)).map(
+          (x) => new Set(x.outcomes.map((o) => o.index)),
+        );
         const indices = ref.outcomes
           .map((o) => o.index)
           .filter((i) => answered.every((set) => set.has(i)))
