@@ -157,6 +157,28 @@ describe('run', () => {
   });
 });
 
+describe('budgets below the protected entries', () => {
+  it('run, demo and inspect compress a short prompt as far as they can, and say so', async () => {
+    const short = demoText.slice(0, 300); // ~70 tokens: 36 are protected
+    for (const budget of [
+      ['--ratio', '0.75'],
+      ['--ratio', '0.99'],
+      ['--max-entries', '36'],
+    ]) {
+      const r = await run(['run', short, '--max-tokens', '3', '--temperature', '0', ...budget]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toMatch(/budget is below the protected entries .* on 48 of 48 heads/);
+    }
+    const file = path.join(tmp, 'short.txt');
+    writeFileSync(file, short);
+    const demo = await run(['demo', '--text', file, '--max-tokens', '3', '--json']);
+    expect(demo.code, demo.stderr).toBe(0);
+    expect(JSON.parse(demo.stdout).runs[1].headsAboveBudget).toBe(48);
+    const inspect = await run(['inspect', '--tokens', '60', '--ratio', '0.75', '--out', path.join(tmp, 'short.html')]);
+    expect(inspect.code, inspect.stderr).toBe(0);
+  });
+});
+
 describe('eval', () => {
   it('measures perplexity and retrieval on a tiny grid and writes table, JSON and plots', async () => {
     const out = path.join(tmp, 'eval');

@@ -45,6 +45,8 @@ export interface PolicyKnobs {
 /** What one compression did: per layer × KV head, for every entry before it, the entry that now holds it (−1: evicted). */
 export interface CompressionMap {
   remap: Int32Array[][];
+  /** heads whose budget was below their protected entries: they kept those and compressed nothing else */
+  headsAboveBudget: number;
 }
 
 export interface SamplingOptions {

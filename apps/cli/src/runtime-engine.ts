@@ -58,7 +58,8 @@ class RuntimeEngineSession implements EngineSession {
   async compress(budget?: Budget): Promise<CompressionMap | undefined> {
     if (this.policy === 'full') return undefined;
     const policy = this.session.options.policy;
-    return { remap: this.session.compress(policy, budget ?? policy.budget).remap };
+    const { remap, headsAboveBudget } = this.session.compress(policy, budget ?? policy.budget);
+    return { remap, headsAboveBudget };
   }
 
   async score(ids: readonly number[], options: StepProgress = {}): Promise<{ nll: number; count: number }> {

@@ -1,7 +1,6 @@
-import type { DelimiterSet } from '@semanticache/chunker';
+import { chunk, type DelimiterSet } from '@semanticache/chunker';
 import type { CompareTo, SeedOrder } from '@semanticache/gsc-cluster';
 import type { PositionMode } from '@semanticache/merge';
-import { BudgetError } from './errors.js';
 import {
   type Budget,
   checkBudget,
@@ -26,6 +25,7 @@ import { mergeValues } from './policies/merge-values.js';
 import { chunkStarts, entryChunkOffsets, type SemanticacheSettings, semanticache } from './policies/semanticache.js';
 import {
   resolveSemanticacheKnobs,
+  SEMANTICACHE_KNOB_NAMES,
   SEMANTICACHE_PRESETS,
   type SemanticacheKnobs,
   type SemanticachePreset,
@@ -90,6 +90,8 @@ export interface CompressionResult {
   policy: PolicyName;
   entriesBefore: number;
   entriesAfter: number;
+  /** Heads (layer × KV head) whose budget was below their protected entries: they kept those and compressed less. */
+  headsAboveBudget: number;
   /**
    * [layer][kvHead]: for every entry before compression, the index of the entry that now holds it (itself, the core
    * it merged into, or the value-merge target), or -1 when evicted. Use it to carry accumulated mass forward.
@@ -145,25 +147,65 @@ function checkCount(name: string, value: unknown, fallback: number): number {
 }
 
 type ResolvedSemanticache =
-  | { seeds: 'gsc'; settings: SemanticacheSettings }
+  | { seeds: 'gsc'; settings: Omit<SemanticacheSettings, 'delimiters'> }
   | { seeds: 'importance'; settings: SeededSettings };
 
-function checkSemanticache(cache: KVCache, options: SemanticacheOptions): ResolvedSemanticache {
-  const { tokenIds, delimiters, threshold } = options;
-  if (tokenIds === null || typeof tokenIds !== 'object' || typeof tokenIds.length !== 'number') {
-    throw new TypeError('tokenIds: expected an array or typed array of the appended token ids');
+/** Inputs a caller collects for a compression; every policy accepts them and reads those it needs. */
+const INPUT_KEYS = ['budget', 'tokenIds', 'delimiters', 'windowImportance', 'accumulatedImportance'] as const;
+const PROTECTION_KEYS = ['sinkTokens', 'recentWindow'] as const;
+const POOLING_KEYS = ['pooling', 'poolKernel'] as const;
+
+/** Knobs each policy takes besides the inputs and the protection options. */
+const POLICY_KNOBS: Record<PolicyName, readonly string[]> = {
+  full: [],
+  'streaming-llm': [],
+  snapkv: POOLING_KEYS,
+  h2o: [],
+  chunkkv: ['chunkLength'],
+  'merge-values': POOLING_KEYS,
+  semanticache: [
+    'preset',
+    ...SEMANTICACHE_KNOB_NAMES,
+    ...POOLING_KEYS,
+    'minChunkLength',
+    'maxChunkLength',
+    'threshold',
+    'seedOrder',
+    'compareTo',
+    'positionMode',
+    'maxSearchSteps',
+  ],
+};
+
+/** A policy's options, checked without a cache. */
+interface CheckedOptions {
+  budget: Budget | undefined;
+  pooling: Pooling;
+  poolKernel: number;
+  chunkLength: number;
+  semanticache?: ResolvedSemanticache;
+}
+
+const NO_DELIMITERS: DelimiterSet = {
+  level: 'custom',
+  vocabSize: 0,
+  isDelimiter: new Uint8Array(0),
+  flags: new Uint8Array(0),
+};
+
+function resolveSemanticache(options: SemanticacheOptions): ResolvedSemanticache {
+  const { threshold, delimiters } = options;
+  if (delimiters !== undefined) {
+    if (delimiters === null || typeof delimiters !== 'object' || !(delimiters.flags instanceof Uint8Array)) {
+      throw new TypeError('delimiters: expected a DelimiterSet from @semanticache/chunker');
+    }
   }
-  if (tokenIds.length < cache.tokensSeen) {
-    throw new RangeError(`tokenIds: ${tokenIds.length} ids for ${cache.tokensSeen} appended tokens`);
-  }
-  if (delimiters === null || typeof delimiters !== 'object' || !(delimiters.flags instanceof Uint8Array)) {
-    throw new TypeError('delimiters: expected a DelimiterSet from @semanticache/chunker');
-  }
-  if (threshold !== undefined && options.budget !== undefined) {
-    throw new TypeError('semanticache: give either budget or threshold, not both');
-  }
-  if (threshold === undefined && options.budget === undefined) {
-    throw new TypeError('semanticache: budget (or a fixed threshold) is required');
+  try {
+    // the chunker's own rules for its bounds, on no tokens
+    chunk([], NO_DELIMITERS, { minLength: options.minChunkLength, maxLength: options.maxChunkLength });
+  } catch (err) {
+    if (err instanceof Error) err.message = `minChunkLength, maxChunkLength: ${err.message}`;
+    throw err;
   }
   if (threshold !== undefined && !(typeof threshold === 'number' && threshold >= -1 && threshold <= 1)) {
     throw new RangeError(`threshold: expected a cosine in [-1, 1], got ${String(threshold)}`);
@@ -172,20 +214,17 @@ function checkSemanticache(cache: KVCache, options: SemanticacheOptions): Resolv
   const knobs = resolveSemanticacheKnobs(options as unknown as Record<string, unknown>) as SemanticacheKnobs & {
     preset: SemanticachePreset;
   };
-  const { preset } = knobs;
   const seeds = oneOf('seeds', knobs.seeds, ['importance', 'gsc'] as const, 'importance');
   const coreWeights = oneOf('coreWeights', knobs.coreWeights, ['size', 'importance'] as const, 'importance');
   if (seeds === 'importance') {
     if (threshold !== undefined) throw new TypeError("threshold: a fixed τ needs seeds 'gsc'");
-    checkImportance('windowImportance', options.windowImportance, cache, `semanticache (preset '${preset}')`);
-    const joinThreshold = checkCosine('joinThreshold', knobs.joinThreshold);
     const { pooling, kernel } = checkPooling(options);
     return {
       seeds,
       settings: {
         pooling,
         poolKernel: kernel,
-        joinThreshold,
+        joinThreshold: checkCosine('joinThreshold', knobs.joinThreshold),
         joinScope: oneOf('joinScope', knobs.joinScope, ['chunk-first', 'nearby'] as const, 'chunk-first'),
         joinRadius: checkNonNegativeInteger('joinRadius', knobs.joinRadius, 0),
         nearbyThreshold: checkCosine('nearbyThreshold', knobs.nearbyThreshold),
@@ -197,18 +236,13 @@ function checkSemanticache(cache: KVCache, options: SemanticacheOptions): Resolv
       },
     };
   }
-  const seedOrder = oneOf<SeedOrder>('seedOrder', options.seedOrder, ['position', 'importance'], 'position');
-  if (seedOrder === 'importance' || coreWeights === 'importance') {
-    checkImportance('windowImportance', options.windowImportance, cache, 'semanticache');
-  }
   return {
     seeds,
     settings: {
-      delimiters,
       minChunkLength: options.minChunkLength,
       maxChunkLength: options.maxChunkLength,
       threshold,
-      seedOrder,
+      seedOrder: oneOf<SeedOrder>('seedOrder', options.seedOrder, ['position', 'importance'], 'position'),
       compareTo: oneOf<CompareTo>('compareTo', options.compareTo, ['seed', 'centroid'], 'seed'),
       positionMode: oneOf<PositionMode>('positionMode', options.positionMode, ['mean', 'first'], 'mean'),
       coreWeights,
@@ -219,25 +253,56 @@ function checkSemanticache(cache: KVCache, options: SemanticacheOptions): Resolv
 }
 
 /**
- * Compresses every layer × KV head of `cache` in place with one policy. All inputs are checked, and every head's
- * budget against its protected entries, before anything changes.
+ * Checks a policy's options without a cache — every knob's value, and that no option is unknown (a misspelt knob
+ * is an error, not a silent default) — so that a caller can reject them before any work. `compress` runs it first.
+ */
+export function checkPolicyOptions<P extends PolicyName>(policy: P, options: Partial<PolicyOptions[P]>): void {
+  checkOptions(policy, options);
+}
+
+function checkOptions(policy: PolicyName, options: unknown): CheckedOptions {
+  if (!POLICIES.includes(policy)) {
+    throw new TypeError(`policy: unknown '${String(policy)}'; expected one of ${POLICIES.join(', ')}`);
+  }
+  if (options === null || typeof options !== 'object') throw new TypeError('options: expected an object');
+  const known = [...INPUT_KEYS, ...PROTECTION_KEYS, ...POLICY_KNOBS[policy]];
+  for (const key of Object.keys(options)) {
+    if (!known.includes(key)) {
+      throw new TypeError(
+        `${key}: not an option of policy '${policy}' (it takes ${[...PROTECTION_KEYS, ...POLICY_KNOBS[policy]].join(', ')})`,
+      );
+    }
+  }
+  const raw = options as Partial<SemanticacheOptions> & { chunkLength?: number };
+  checkNonNegativeInteger('sinkTokens', raw.sinkTokens, 0);
+  checkNonNegativeInteger('recentWindow', raw.recentWindow, 0);
+  const { pooling, kernel } = checkPooling(raw);
+  return {
+    budget: raw.budget === undefined ? undefined : checkBudget(raw.budget),
+    pooling,
+    poolKernel: kernel,
+    chunkLength: checkCount('chunkLength', raw.chunkLength, DEFAULT_CHUNK_LENGTH),
+    semanticache: policy === 'semanticache' ? resolveSemanticache(raw as SemanticacheOptions) : undefined,
+  };
+}
+
+/**
+ * Compresses every layer × KV head of `cache` in place with one policy. All inputs are checked before anything
+ * changes. A budget is a ceiling: heads whose protected entries exceed it keep them (`headsAboveBudget`).
  */
 export function compress<P extends PolicyName>(
   cache: KVCache,
   policy: P,
   options: PolicyOptions[P],
 ): CompressionResult {
-  if (!POLICIES.includes(policy)) {
-    throw new TypeError(`policy: unknown '${String(policy)}'; expected one of ${POLICIES.join(', ')}`);
-  }
-  if (options === null || typeof options !== 'object') throw new TypeError('options: expected an object');
+  const checked = checkOptions(policy, options);
   const entriesBefore = countEntries(cache);
   const raw = options as Partial<PolicyOptions['semanticache']> &
     Partial<PolicyOptions['snapkv']> &
     Partial<PolicyOptions['h2o']> &
     Partial<PolicyOptions['chunkkv']>;
-  const budget =
-    raw.budget === undefined && (policy === 'full' || policy === 'semanticache') ? undefined : checkBudget(raw.budget);
+  const { budget } = checked;
+  if (budget === undefined && policy !== 'full' && policy !== 'semanticache') checkBudget(budget);
 
   let run: (layer: number, plans: HeadPlan[]) => Int32Array[];
   switch (policy) {
@@ -250,9 +315,8 @@ export function compress<P extends PolicyName>(
     case 'snapkv':
     case 'merge-values': {
       const importance = checkImportance('windowImportance', raw.windowImportance, cache, policy);
-      const { pooling, kernel } = checkPooling(raw);
       const impl = policy === 'snapkv' ? scoreTopK : mergeValues;
-      run = (layer, plans) => impl(cache, layer, plans, importance, pooling, kernel);
+      run = (layer, plans) => impl(cache, layer, plans, importance, checked.pooling, checked.poolKernel);
       break;
     }
     case 'h2o': {
@@ -262,15 +326,35 @@ export function compress<P extends PolicyName>(
     }
     case 'chunkkv': {
       const importance = checkImportance('windowImportance', raw.windowImportance, cache, policy);
-      const chunkLength = checkCount('chunkLength', raw.chunkLength, DEFAULT_CHUNK_LENGTH);
-      run = (layer, plans) => chunkKv(cache, layer, plans, importance, chunkLength);
+      run = (layer, plans) => chunkKv(cache, layer, plans, importance, checked.chunkLength);
       break;
     }
     default: {
       const opts = raw as SemanticacheOptions;
-      const resolved = checkSemanticache(cache, opts);
+      const resolved = checked.semanticache as ResolvedSemanticache;
+      const { tokenIds, delimiters, threshold } = opts;
+      if (tokenIds === null || typeof tokenIds !== 'object' || typeof tokenIds.length !== 'number') {
+        throw new TypeError('tokenIds: expected an array or typed array of the appended token ids');
+      }
+      if (tokenIds.length < cache.tokensSeen) {
+        throw new RangeError(`tokenIds: ${tokenIds.length} ids for ${cache.tokensSeen} appended tokens`);
+      }
+      if (delimiters === undefined)
+        throw new TypeError('delimiters: expected a DelimiterSet from @semanticache/chunker');
+      if (threshold !== undefined && budget !== undefined) {
+        throw new TypeError('semanticache: give either budget or threshold, not both');
+      }
+      if (threshold === undefined && budget === undefined) {
+        throw new TypeError('semanticache: budget (or a fixed threshold) is required');
+      }
+      const preset = opts.preset ?? (threshold !== undefined ? 'paper' : 'default');
+      if (resolved.seeds === 'importance') {
+        checkImportance('windowImportance', opts.windowImportance, cache, `semanticache (preset '${preset}')`);
+      } else if (resolved.settings.seedOrder === 'importance' || resolved.settings.coreWeights === 'importance') {
+        checkImportance('windowImportance', opts.windowImportance, cache, 'semanticache');
+      }
       const chunking = {
-        delimiters: opts.delimiters,
+        delimiters,
         minChunkLength: opts.minChunkLength,
         maxChunkLength: opts.maxChunkLength,
       };
@@ -279,16 +363,17 @@ export function compress<P extends PolicyName>(
         const tokens = cache.appendedTokens(layer);
         let starts = startsByTokens.get(tokens);
         if (!starts) {
-          starts = chunkStarts(opts.tokenIds, tokens, chunking);
+          starts = chunkStarts(tokenIds, tokens, chunking);
           startsByTokens.set(tokens, starts);
         }
         return starts;
       };
       if (resolved.seeds === 'gsc') {
-        const importance = raw.windowImportance;
-        run = (layer, plans) => semanticache(cache, layer, plans, startsFor(layer), resolved.settings, importance);
+        const importance = opts.windowImportance;
+        const settings = { ...resolved.settings, delimiters };
+        run = (layer, plans) => semanticache(cache, layer, plans, startsFor(layer), settings, importance);
       } else {
-        const importance = raw.windowImportance as Importance;
+        const importance = opts.windowImportance as Importance;
         // an entry cap is a per-head bound (decode triggers test each head against it): heads cannot trade seats
         const settings =
           budget !== undefined && 'maxEntries' in budget
@@ -304,22 +389,13 @@ export function compress<P extends PolicyName>(
     }
   }
 
-  // full is the uncompressed reference: a budget given to it is checked but not applied
-  const plans = planHeads(cache, policy === 'full' ? undefined : budget, options);
-  if (policy === 'semanticache') {
-    plans.forEach((layerPlans, layer) => {
-      layerPlans.forEach((p, h) => {
-        if (p.keepMiddle === 0 && p.windowStart > p.sinkEnd) {
-          throw new BudgetError(
-            `budget: layer ${layer} head ${h} would keep only its protected entries; semanticache merges, so it ` +
-              'keeps at least one core for the compressible span',
-          );
-        }
-      });
-    });
-  }
+  // full is the uncompressed reference: a budget given to it is checked but not applied; merging policies keep at
+  // least one compressible entry to merge into
+  const merging = policy === 'semanticache' || policy === 'merge-values';
+  const plans = planHeads(cache, policy === 'full' ? undefined : budget, options, merging ? 1 : 0);
   const remap = plans.map((layerPlans, layer) => run(layer, layerPlans));
-  return { policy, entriesBefore, entriesAfter: countEntries(cache), remap };
+  const headsAboveBudget = plans.reduce((n, layerPlans) => n + layerPlans.filter((p) => p.aboveBudget).length, 0);
+  return { policy, entriesBefore, entriesAfter: countEntries(cache), headsAboveBudget, remap };
 }
 
 /**

@@ -20,11 +20,6 @@ export class SnapshotError extends Error {
   }
 }
 
-/** A budget that the protected entries (sinks + recent window) alone already exceed. */
-export class BudgetError extends RangeError {
-  override readonly name = 'BudgetError';
-}
-
 /** A policy that scores entries was called without the attention mass it needs. */
 export class MissingImportanceError extends TypeError {
   override readonly name = 'MissingImportanceError';

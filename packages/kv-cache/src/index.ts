@@ -1,5 +1,6 @@
 export {
   type CompressionResult,
+  checkPolicyOptions,
   compress,
   POLICIES,
   type PolicyName,
@@ -7,7 +8,7 @@ export {
   remapImportance,
   type SemanticacheOptions,
 } from './compress.js';
-export { BudgetError, MissingImportanceError, SnapshotError, type SnapshotErrorReason } from './errors.js';
+export { MissingImportanceError, SnapshotError, type SnapshotErrorReason } from './errors.js';
 export {
   float16BitsToFloat32,
   float16BitsToFloat32Array,

@@ -1,7 +1,11 @@
-import { BudgetError, MissingImportanceError } from './errors.js';
+import { MissingImportanceError } from './errors.js';
 import type { KVCache } from './store.js';
 
-/** How much to keep per KV head: `ratio` = fraction of entries removed (kvpress convention), or an entry cap. */
+/**
+ * How much to keep per KV head: `ratio` = fraction of the tokens the head has seen that is removed (on a fresh cache
+ * kvpress's convention; compressing again only removes what new tokens added, so ratios never compound), or an entry
+ * cap. A budget is a ceiling: a head whose protected entries exceed it keeps them and is counted as above budget.
+ */
 export type Budget = { ratio: number } | { maxEntries: number };
 
 /** Attention mass per entry, [layer][kvHead], each of that head's current length. */
@@ -26,6 +30,8 @@ export interface HeadPlan {
   windowStart: number;
   /** compressible entries to keep; -1 when the head is already within budget and stays as it is */
   keepMiddle: number;
+  /** the budget is below what this head must keep (its protected entries, and a merging policy's one core) */
+  aboveBudget: boolean;
 }
 
 export function checkNonNegativeInteger(name: string, value: unknown, fallback: number): number {
@@ -59,22 +65,32 @@ export function checkBudget(budget: unknown): Budget {
   throw new TypeError('budget: expected { ratio } or { maxEntries }');
 }
 
-/** Entries a head of `length` may keep: ⌊length·(1 − ratio)⌋ like kvpress, or min(length, maxEntries). */
-export function targetEntries(length: number, budget: Budget): number {
-  if ('ratio' in budget) return Math.min(length, Math.floor(length * (1 - budget.ratio) + 1e-9));
+/**
+ * Entries a head of `length` that has seen `tokensSeen` tokens may keep: ⌊tokensSeen·(1 − ratio)⌋ (kvpress's
+ * ⌊length·(1 − ratio)⌋ on a fresh cache), or maxEntries; never more than it holds.
+ */
+export function targetEntries(length: number, budget: Budget, tokensSeen = length): number {
+  if ('ratio' in budget) return Math.min(length, Math.floor(tokensSeen * (1 - budget.ratio) + 1e-9));
   return Math.min(length, budget.maxEntries);
 }
 
 /**
  * Splits every head into sinks / compressible / window by origin and works out how many compressible entries each
- * keeps. Throws BudgetError before anything changes if a budget is below the protected entries of a head.
+ * keeps. A head whose budget is below its protected entries keeps those and `minKeepMiddle` compressible entries
+ * (what a merging policy needs to have somewhere to merge into): the budget is a ceiling, never a precondition.
  */
-export function planHeads(cache: KVCache, budget: Budget | undefined, protection: ProtectionOptions): HeadPlan[][] {
+export function planHeads(
+  cache: KVCache,
+  budget: Budget | undefined,
+  protection: ProtectionOptions,
+  minKeepMiddle = 0,
+): HeadPlan[][] {
   const sinkTokens = checkNonNegativeInteger('sinkTokens', protection.sinkTokens, DEFAULT_SINK_TOKENS);
   const recentWindow = checkNonNegativeInteger('recentWindow', protection.recentWindow, DEFAULT_RECENT_WINDOW);
   const plans: HeadPlan[][] = [];
   for (let layer = 0; layer < cache.numLayers; layer++) {
-    const windowFrom = cache.appendedTokens(layer) - recentWindow;
+    const seen = cache.appendedTokens(layer);
+    const windowFrom = seen - recentWindow;
     const heads = cache.heads(layer);
     const layerPlans: HeadPlan[] = [];
     for (let h = 0; h < heads.length; h++) {
@@ -89,20 +105,18 @@ export function planHeads(cache: KVCache, budget: Budget | undefined, protection
       let windowStart = length;
       while (windowStart > sinkEnd && origins[windowStart - 1] >= windowFrom) windowStart--;
       const protectedCount = sinkEnd + (length - windowStart);
+      const middle = windowStart - sinkEnd;
       let keepMiddle = -1;
+      let aboveBudget = false;
       if (budget !== undefined) {
-        const target = targetEntries(length, budget);
+        const target = targetEntries(length, budget, seen);
         if (target < length) {
-          if (target < protectedCount) {
-            throw new BudgetError(
-              `budget: layer ${layer} head ${h} may keep ${target} of ${length} entries, but ${protectedCount} are ` +
-                `protected (sinkTokens ${sinkTokens}, recentWindow ${recentWindow})`,
-            );
-          }
-          keepMiddle = target - protectedCount;
+          keepMiddle = Math.max(target - protectedCount, Math.min(minKeepMiddle, middle));
+          aboveBudget = protectedCount + keepMiddle > target;
+          if (keepMiddle >= middle) keepMiddle = -1; // nothing left to remove
         }
       }
-      layerPlans.push({ length, sinkEnd, windowStart, keepMiddle });
+      layerPlans.push({ length, sinkEnd, windowStart, keepMiddle, aboveBudget });
     }
     plans.push(layerPlans);
   }

@@ -1,6 +1,7 @@
 import * as ort from 'onnxruntime-node';
 import type { AttentionKernel, HeadCache } from './attention.js';
 import type { ModelConfig } from './config.js';
+import { DisposedError } from './errors.js';
 import { buildGraphs, type WeightFormat } from './graphs.js';
 import type { ModelWeights } from './weights.js';
 
@@ -30,6 +31,10 @@ export type LogitsMode = 'last' | 'all' | 'none';
  * attention kernel over the cache in between.
  */
 export class Engine {
+  private disposed = false;
+  /** Forward passes in flight: dispose waits for them (they stop at the next layer) before releasing the sessions. */
+  private running = new Set<Promise<unknown>>();
+
   private constructor(
     readonly config: ModelConfig,
     private first: ort.InferenceSession,
@@ -78,6 +83,28 @@ export class Engine {
     logits: LogitsMode,
     attentionMass?: (layer: number) => Float32Array[] | undefined,
   ): Promise<Float32Array> {
+    this.assertLive();
+    const run = this.forwardBlock(ids, start, cache, kernel, logits, attentionMass);
+    this.running.add(run);
+    try {
+      return await run;
+    } finally {
+      this.running.delete(run);
+    }
+  }
+
+  private assertLive(): void {
+    if (this.disposed) throw new DisposedError('the model has been disposed');
+  }
+
+  private async forwardBlock(
+    ids: Int32Array,
+    start: number,
+    cache: ForwardCache,
+    kernel: AttentionKernel,
+    logits: LogitsMode,
+    attentionMass?: (layer: number) => Float32Array[] | undefined,
+  ): Promise<Float32Array> {
     const { numLayers: L, numHeads: H, headDim: d, hiddenSize } = this.config;
     const m = ids.length;
     const positions = new Float32Array(m);
@@ -92,6 +119,7 @@ export class Engine {
     let r = await this.first.run({ ids: idTensor, positions: posTensor });
     let h = r.h;
     for (let l = 0; l < L; l++) {
+      this.assertLive();
       cache.append(l, r.k.data as Float32Array, r.v.data as Float32Array, positionsInt);
       const attn = kernel.prefill({
         q: r.q.data as Float32Array,
@@ -113,6 +141,7 @@ export class Engine {
         r = await this.last.run({ h_in: h, attn: attnTensor });
       }
     }
+    this.assertLive();
     if (logits === 'none') return new Float32Array(0);
     const hidden = r.hidden.data as Float32Array;
     const rows = logits === 'all' ? hidden : hidden.subarray((m - 1) * hiddenSize);
@@ -123,6 +152,8 @@ export class Engine {
   }
 
   async dispose(): Promise<void> {
+    this.disposed = true;
+    await Promise.allSettled(this.running);
     const mid = this.mid.flatMap((m) => ('post' in m ? [m.post, m.pre] : [m]));
     for (const s of [this.first, ...mid, this.last, this.head]) await s.release();
   }

@@ -1,4 +1,4 @@
-export type { Budget, CompressionResult, PolicyName } from '@semanticache/kv-cache';
+export { type Budget, type CompressionResult, type PolicyName, SnapshotError } from '@semanticache/kv-cache';
 export type { ModelConfig, RopeConfig } from './config.js';
 export { ContextOverflowError, DisposedError, ModelLoadError, SessionBusyError } from './errors.js';
 export { type LoadModelOptions, loadModel, Model } from './model.js';
@@ -10,6 +10,7 @@ export {
   type FinishReason,
   type GenerateEvent,
   type GenerateOptions,
+  SESSION_SNAPSHOT_VERSION,
   Session,
   type SessionOptions,
 } from './session.js';

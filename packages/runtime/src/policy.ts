@@ -1,6 +1,7 @@
 import type { DelimiterLevel, DelimiterSet } from '@semanticache/chunker';
 import {
   type Budget,
+  checkPolicyOptions,
   type DecodeTrigger,
   POLICIES,
   type PolicyName,
@@ -8,7 +9,8 @@ import {
   resolveSemanticacheKnobs,
 } from '@semanticache/kv-cache';
 
-type SuppliedByRuntime = 'budget' | 'tokenIds' | 'delimiters' | 'windowImportance' | 'accumulatedImportance';
+const SUPPLIED_BY_RUNTIME = ['budget', 'tokenIds', 'delimiters', 'windowImportance', 'accumulatedImportance'] as const;
+type SuppliedByRuntime = (typeof SUPPLIED_BY_RUNTIME)[number];
 
 /** Policy-specific knobs of `@semanticache/kv-cache`'s `compress`, minus what the session supplies itself. */
 export type PolicyKnobs<P extends PolicyName> = Omit<PolicyOptions[P], SuppliedByRuntime> &
@@ -69,6 +71,32 @@ export function checkPolicy(policy: unknown, name = 'policy'): CachePolicy {
   }
   if (p.options !== undefined && (p.options === null || typeof p.options !== 'object')) {
     throw new TypeError(`${name}.options: expected an object`);
+  }
+  const { delimiterLevel, delimiters, ...knobs } = (p.options ?? {}) as Record<string, unknown>;
+  for (const key of SUPPLIED_BY_RUNTIME) {
+    if (key in knobs) {
+      throw new TypeError(
+        key === 'budget'
+          ? `${name}.options.budget: give the budget as ${name}.budget`
+          : `${name}.options.${key}: the session supplies it`,
+      );
+    }
+  }
+  if (p.name !== 'semanticache' && (delimiterLevel !== undefined || delimiters !== undefined)) {
+    const key = delimiterLevel !== undefined ? 'delimiterLevel' : 'delimiters';
+    throw new TypeError(`${name}.options.${key}: not an option of policy '${p.name}'`);
+  }
+  if (delimiterLevel !== undefined && delimiterLevel !== 'sentence' && delimiterLevel !== 'clause') {
+    throw new TypeError(
+      `${name}.options.delimiterLevel: expected 'sentence' or 'clause', got ${String(delimiterLevel)}`,
+    );
+  }
+  try {
+    checkPolicyOptions(p.name, { ...knobs, ...(delimiters === undefined ? {} : { delimiters }) } as never);
+  } catch (err) {
+    // name the option where the caller wrote it
+    if (err instanceof Error) err.message = `${name}.options.${err.message}`;
+    throw err;
   }
   return p;
 }

@@ -1,10 +1,14 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import { POLICIES, SnapshotError } from '@semanticache/kv-cache';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { SessionBusyError } from './errors.js';
+import { DisposedError, SessionBusyError } from './errors.js';
 import { loadModel, type Model } from './model.js';
 import type { CachePolicy } from './policy.js';
-import type { GenerateOptions, Session } from './session.js';
+import { type GenerateOptions, SESSION_SNAPSHOT_VERSION, Session } from './session.js';
 import { demoDir, maxAbsDiff, repoRoot, storiesDir } from './test-support.js';
 
 const corpus = readFileSync(path.join(repoRoot, 'packages', 'runtime', 'bench', 'corpus.txt'), 'utf8');
@@ -225,6 +229,75 @@ describe('cache policies', () => {
     expect(s.position).toBe(180 + 40 - 1); // the last sampled token is pending, not fed
   });
 
+  test('a budget is a ceiling: short and medium prompts compress what they can under every policy', async () => {
+    const cells = model.config.numLayers * model.config.numKvHeads;
+    const short = model.tokenizer!.encode('The kernel scheduler decides which task runs next.');
+    const medium = prompt.slice(0, 100);
+    for (const name of POLICIES) {
+      for (const [ids, budget] of [
+        [short, { ratio: 0.75 }],
+        [medium, { ratio: 0.99 }],
+        [medium, { maxEntries: 36 }],
+      ] as const) {
+        const s = model.createSession({ policy: { name, budget } as CachePolicy });
+        const out = await collect(s, ids, { maxTokens: 2, temperature: 0, ignoreEos: true });
+        expect(out.ids.length).toBe(2);
+        if (name === 'full') continue;
+        // every head keeps its 36 protected entries (+ one core for the merging policies), and says when that is
+        // more than the budget
+        const floor = Math.min(ids.length, 36 + (name === 'semanticache' || name === 'merge-values' ? 1 : 0));
+        const target = 'ratio' in budget ? Math.floor(ids.length * (1 - budget.ratio)) : budget.maxEntries;
+        const label = `${name} ${ids.length} ${JSON.stringify(budget)}`;
+        expect(s.lastCompression?.headsAboveBudget, label).toBe(floor > target ? cells : 0);
+        expect(s.lastCompression?.entriesAfter, label).toBe(cells * floor);
+      }
+    }
+  });
+
+  test('a ratio is a share of the tokens seen: 20 turns keep it steady instead of compounding', async () => {
+    const H = model.config.numKvHeads;
+    for (const policy of [
+      { name: 'semanticache', budget: { ratio: 0.5 } },
+      { name: 'snapkv', budget: { ratio: 0.5 } },
+    ] as CachePolicy[]) {
+      const s = model.createSession({ policy });
+      for (let turn = 0; turn < 20; turn++) {
+        await collect(s, prompt.slice(turn * 25, turn * 25 + 25), { maxTokens: 3, temperature: 0, ignoreEos: true });
+        const seen = s.lastCompression ? s.position - 2 : s.position; // two sampled tokens fed since the prompt
+        const { entries } = s.stats();
+        if (seen < 2 * 36) continue; // the protected entries still exceed half
+        for (let l = 0; l < model.config.numLayers; l++) {
+          const layer = entries.slice(l * H, (l + 1) * H).reduce((a, b) => a + b, 0) - 2 * H;
+          expect(layer, `${policy.name} turn ${turn} layer ${l}`).toBe(H * Math.floor(seen * 0.5));
+        }
+      }
+      expect(s.position).toBe(20 * 25 + 19 * 3 + 2);
+      s.dispose();
+    }
+  });
+
+  test('policy options are checked when the session is created, naming the option', () => {
+    const bad: [CachePolicy, RegExp][] = [
+      [{ name: 'semanticache', options: { threshold: 5 } }, /policy\.options\.threshold: expected a cosine/],
+      [{ name: 'snapkv', budget: { ratio: 0.5 }, options: { sinkTokens: -1 } }, /policy\.options\.sinkTokens/],
+      [{ name: 'h2o', budget: { ratio: 0.5 }, options: { recentWindw: 8 } as never }, /recentWindw: not an option/],
+      [{ name: 'snapkv', budget: { ratio: 0.5 }, options: { delimiterLevel: 'clause' } as never }, /delimiterLevel/],
+      [
+        { name: 'semanticache', budget: { ratio: 0.5 }, options: { delimiterLevel: 'word' as never } },
+        /delimiterLevel/,
+      ],
+      [{ name: 'semanticache', budget: { ratio: 0.5 }, options: { tokenIds: [1] } as never }, /session supplies it/],
+      [{ name: 'chunkkv', options: { budget: { ratio: 0.5 } } as never }, /give the budget as policy\.budget/],
+      [{ name: 'semanticache', budget: { ratio: 0.5 }, options: { preset: 'nope' as never } }, /preset/],
+    ];
+    for (const [policy, message] of bad) expect(() => model.createSession({ policy }), message.source).toThrow(message);
+    const s = model.createSession({ compressTrigger: 'manual' });
+    expect(() => s.compress({ name: 'snapkv', budget: { ratio: 0.5 }, options: { poolKernal: 3 } as never })).toThrow(
+      /poolKernal/,
+    );
+    expect(s.position).toBe(0);
+  });
+
   test('invalid policies are refused up front', () => {
     expect(() => model.createSession({ policy: { name: 'nope' } as never })).toThrow(TypeError);
     expect(() => model.createSession({ policy: { name: 'snapkv' } })).toThrow(/needs a budget/);
@@ -249,6 +322,64 @@ describe('snapshots', () => {
     corrupt[0] ^= 0xff;
     expect(() => Session.restore(model, corrupt)).toThrow(/bad-magic/);
     expect(() => Session.restore(model, bytes.subarray(0, bytes.length - 10))).toThrow(/snapshot rejected/);
+  });
+
+  test('a snapshot restores from a file, a Buffer and any Uint8Array view', async () => {
+    const policy: CachePolicy = { name: 'snapkv', budget: { ratio: 0.5 } };
+    const s = model.createSession({ policy });
+    await collect(s, prompt.slice(0, 120), { maxTokens: 3, temperature: 0, ignoreEos: true });
+    const bytes = s.snapshot();
+    const dir = mkdtempSync(path.join(tmpdir(), 'scsn-'));
+    try {
+      writeFileSync(path.join(dir, 'session.bin'), bytes);
+      const padded = new Uint8Array(bytes.length + 3);
+      padded.set(bytes, 3);
+      const views = [readFileSync(path.join(dir, 'session.bin')), Buffer.from(bytes), padded.subarray(3)];
+      const expected = await collect(s, prompt.slice(120, 140), { maxTokens: 6, temperature: 0, ignoreEos: true });
+      for (const view of views) {
+        const restored = Session.restore(model, view, { policy });
+        const out = await collect(restored, prompt.slice(120, 140), { maxTokens: 6, temperature: 0, ignoreEos: true });
+        expect(out.ids).toEqual(expected.ids);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('every byte of a snapshot is covered: each one flipped is rejected, and nothing is built', async () => {
+    const tiny = await loadModel(path.join(storiesDir, 'stories260K.bin'));
+    const s = tiny.createSession({ policy: { name: 'h2o', budget: { ratio: 0.5 } }, cacheDtype: 'float16' });
+    await collect(s, [1, 400, 300, 200, 100, 50, 60, 70], { maxTokens: 2, temperature: 0, ignoreEos: true });
+    const bytes = s.snapshot();
+    const copy = bytes.slice();
+    let rejected = 0;
+    for (let i = 0; i < copy.length; i++) {
+      copy[i] ^= 0xff;
+      try {
+        Session.restore(tiny, copy);
+      } catch (err) {
+        if (err instanceof SnapshotError) rejected++;
+        else throw err;
+      }
+      copy[i] ^= 0xff;
+    }
+    expect(rejected).toBe(bytes.length);
+    expect(Session.restore(tiny, copy).position).toBe(s.position);
+    await tiny.dispose();
+  });
+
+  test('the format version is checked: a future or past format is refused with a clear error', async () => {
+    const s = model.createSession();
+    await s.prefill(prompt.slice(0, 10));
+    const bytes = s.snapshot();
+    expect(new DataView(bytes.buffer).getUint32(4, true)).toBe(SESSION_SNAPSHOT_VERSION);
+    for (const version of [SESSION_SNAPSHOT_VERSION + 1, 1]) {
+      const other = bytes.slice();
+      new DataView(other.buffer).setUint32(4, version, true);
+      expect(() => Session.restore(model, other)).toThrow(
+        version > SESSION_SNAPSHOT_VERSION ? /unsupported-version.*newer.*upgrade/ : /unsupported-version.*older/,
+      );
+    }
   });
 
   test('a restored session under a policy that reads no attention mass compresses again and again', async () => {
@@ -313,5 +444,66 @@ describe('context window', () => {
     const it = s.generate(long, { maxTokens: 1 });
     await expect(it.next()).rejects.toThrow(/context overflow/);
     expect(s.position).toBe(0);
+  });
+});
+
+describe('lifecycle', () => {
+  test('a disposed session refuses every call, an open stream included, with DisposedError', async () => {
+    const s = model.createSession();
+    const stream = s.generate(prompt.slice(0, 20), { maxTokens: 10, temperature: 0, ignoreEos: true });
+    await stream.next();
+    s.dispose();
+    await expect(stream.next()).rejects.toThrow(DisposedError);
+    expect(() => s.stats()).toThrow(DisposedError);
+    expect(() => s.snapshot()).toThrow(DisposedError);
+    expect(() => s.fork()).toThrow(DisposedError);
+    await expect(s.prefill([1, 2])).rejects.toThrow(DisposedError);
+  });
+
+  test('disposing the model mid-generation ends it with DisposedError; restore on it is refused', async () => {
+    const own = await loadModel(demoDir);
+    const s = own.createSession();
+    await s.prefill(prompt.slice(0, 50));
+    const bytes = s.snapshot();
+    const stream = s.generate(prompt.slice(50, 400), { maxTokens: 10, temperature: 0, ignoreEos: true });
+    const first = stream.next();
+    const disposing = own.dispose();
+    await expect(first).rejects.toThrow(DisposedError);
+    await disposing;
+    expect(() => Session.restore(own, bytes)).toThrow(DisposedError);
+    expect(() => own.createSession()).toThrow(DisposedError);
+  });
+
+  test("return() ends a stream at once with 'abort'; a dropped stream frees the session when collected", async () => {
+    const s = model.createSession();
+    const stream = s.generate(prompt.slice(0, 20), { maxTokens: 10, temperature: 0, ignoreEos: true });
+    await stream.next();
+    expect(() => s.snapshot()).toThrow(SessionBusyError);
+    await stream.return(undefined);
+    expect(s.lastFinishReason).toBe('abort');
+    expect(s.snapshot().length).toBeGreaterThan(0);
+
+    await (async () => {
+      const dropped = s.generate([], { maxTokens: 10, temperature: 0, ignoreEos: true });
+      await dropped.next();
+    })();
+    expect(() => s.snapshot()).toThrow(SessionBusyError);
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    let freed = false;
+    for (let i = 0; i < 50 && !freed; i++) {
+      gc();
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      try {
+        s.snapshot();
+        freed = true;
+      } catch (err) {
+        if (!(err instanceof SessionBusyError)) throw err;
+      }
+    }
+    expect(freed).toBe(true);
+    expect(s.lastFinishReason).toBe('abort');
+    const next = await collect(s, [], { maxTokens: 2, temperature: 0, ignoreEos: true });
+    expect(next.finishReason).toBe('length');
   });
 });

@@ -1,6 +1,7 @@
 import {
   type CompressionResult,
   compress as compressCache,
+  crc32,
   DEFAULT_RECENT_WINDOW,
   type Importance,
   KVCache,
@@ -75,7 +76,22 @@ export interface CacheStats {
 const DEFAULT_PREFILL_BLOCK = 512;
 const DEFAULT_MAX_TOKENS = 256;
 const SNAPSHOT_MAGIC = 0x4e534353; // "SCSN"
-const SNAPSHOT_VERSION = 1;
+/**
+ * Session snapshot format. It changes whenever the layout does; a reader accepts exactly its own format and refuses
+ * any other with SnapshotError 'unsupported-version' (a newer one: upgrade the reader; an older one: re-create it).
+ * 2: a CRC-32 of every byte before it ends the snapshot (1 checked only the cache part).
+ */
+export const SESSION_SNAPSHOT_VERSION = 2;
+const SNAPSHOT_PREFIX = 12; // magic, version, header length
+
+interface SnapshotHeader {
+  fed: number;
+  pending: number | null;
+  logits: number;
+  cache: number;
+  mass: (number[] | null)[];
+  compressions: number;
+}
 
 function checkInt(name: string, v: unknown, min: number): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min) {
@@ -101,6 +117,8 @@ export class Session {
   private needs: { window: boolean; accumulated: boolean };
   private compressions = 0;
   private busy = false;
+  /** What holds the session while busy: a call, or a generation (released when its iterator is collected). */
+  private holder: object | undefined;
   private disposed = false;
   /** How the last `generate` ended. */
   lastFinishReason: FinishReason | undefined;
@@ -171,19 +189,40 @@ export class Session {
     return out;
   }
 
-  private enter(): void {
+  private assertLive(): void {
     if (this.disposed) throw new DisposedError('the session has been disposed');
     this.model.assertLive();
-    if (this.busy) throw new SessionBusyError('session is busy: another call on it has not finished');
-    this.busy = true;
   }
 
+  private enter(holder: object = {}): void {
+    this.assertLive();
+    if (this.busy) throw new SessionBusyError('session is busy: another call on it has not finished');
+    this.busy = true;
+    this.holder = holder;
+  }
+
+  private leave(holder: object): void {
+    if (this.holder !== holder) return;
+    this.busy = false;
+    this.holder = undefined;
+  }
+
+  /** Generations whose iterator was dropped before it finished: the session is released when it is collected. */
+  private static readonly abandoned = new FinalizationRegistry<{ session: Session; holder: object }>(
+    ({ session, holder }) => {
+      if (session.holder !== holder) return;
+      session.lastFinishReason = 'abort';
+      session.leave(holder);
+    },
+  );
+
   private async run<T>(fn: () => Promise<T>): Promise<T> {
-    this.enter();
+    const holder = {};
+    this.enter(holder);
     try {
       return await fn();
     } finally {
-      this.busy = false;
+      this.leave(holder);
     }
   }
 
@@ -374,19 +413,33 @@ export class Session {
     budget: CachePolicy['budget'] = policy.budget,
   ): CompressionResult {
     checkPolicy(policy);
-    this.enter();
+    const holder = {};
+    this.enter(holder);
     try {
       return this.compressNow(policy, budget);
     } finally {
-      this.busy = false;
+      this.leave(holder);
     }
   }
 
   /**
    * Streams generated tokens. A string prompt is tokenized (with the tokenizer's special tokens only when the
    * session is empty); ids are used as they are. An empty prompt continues from where the session stands.
+   * The session is busy until the stream ends: `return()` on the iterator (a `break` out of `for await`) ends it
+   * at once with `lastFinishReason` 'abort'; an iterator dropped unfinished releases it when garbage-collected.
    */
-  async *generate(prompt: string | ArrayLike<number>, options: GenerateOptions = {}): AsyncGenerator<GenerateEvent> {
+  generate(prompt: string | ArrayLike<number>, options: GenerateOptions = {}): AsyncGenerator<GenerateEvent> {
+    const holder = {};
+    const stream = this.stream(prompt, options, holder);
+    Session.abandoned.register(stream, { session: this, holder }, holder);
+    return stream;
+  }
+
+  private async *stream(
+    prompt: string | ArrayLike<number>,
+    options: GenerateOptions,
+    holder: object,
+  ): AsyncGenerator<GenerateEvent> {
     const tokenizer = this.model.tokenizer;
     let ids: Int32Array;
     if (typeof prompt === 'string') {
@@ -410,7 +463,9 @@ export class Session {
       throw new RangeError('prompt: the session is empty and the prompt has no tokens');
     }
     this.checkRoom(ids.length + (this.pending === undefined ? 0 : 1));
-    this.enter();
+    this.enter(holder);
+    this.lastFinishReason = undefined;
+    let ended = false; // finished, or failed: anything else leaving the body is a return() from the consumer
     try {
       const context = [...this.fed.slice(-4), ...(this.pending === undefined ? [] : [this.pending]), ...ids];
       let logits = this.lastLogits as Float32Array;
@@ -424,6 +479,7 @@ export class Session {
       for (let produced = 0; ; ) {
         if (signal?.aborted) {
           this.lastFinishReason = 'abort';
+          ended = true;
           return;
         }
         const token = sampler.sample(logits);
@@ -431,6 +487,7 @@ export class Session {
         this.pending = token;
         if (eosIds.has(token) || stopIds.has(token)) {
           this.lastFinishReason = eosIds.has(token) ? 'eos' : 'stop';
+          ended = true;
           yield { tokenId: token, text: held + (decoder?.flush() ?? ''), finishReason: this.lastFinishReason };
           return;
         }
@@ -438,26 +495,35 @@ export class Session {
         const hit = firstStop(held, stopStrings);
         if (hit >= 0) {
           this.lastFinishReason = 'stop';
+          ended = true;
           yield { tokenId: token, text: held.slice(0, hit), finishReason: 'stop' };
           return;
         }
         if (produced >= maxTokens || this.fed.length + 1 >= this.model.config.maxContext) {
           this.lastFinishReason = 'length';
+          ended = true;
           yield { tokenId: token, text: held + (decoder?.flush() ?? ''), finishReason: 'length' };
           return;
         }
         const keep = stopPrefixLength(held, stopStrings);
         yield { tokenId: token, text: held.slice(0, held.length - keep) };
+        this.assertLive(); // disposed while the consumer held the stream
         held = held.slice(held.length - keep);
         logits = await this.feed(new Int32Array(0), 'last', 'decode');
         this.afterDecode();
       }
+    } catch (err) {
+      ended = true;
+      throw err;
     } finally {
-      this.busy = false;
+      if (!ended) this.lastFinishReason = 'abort';
+      Session.abandoned.unregister(holder);
+      this.leave(holder);
     }
   }
 
   stats(): CacheStats {
+    this.assertLive();
     const { numLayers, numKvHeads } = this.model.config;
     const entries = new Int32Array(numLayers * numKvHeads);
     for (let l = 0; l < numLayers; l++) {
@@ -468,35 +534,40 @@ export class Session {
   }
 
   /**
-   * Serializes the session: the cache (kv-cache's checksummed snapshot), the fed ids, the pending token, the last
-   * logits and the attention-mass tables. Options are not included: pass them again to `Session.restore`.
+   * Serializes the session: the cache (kv-cache's snapshot), the fed ids, the pending token, the last logits and the
+   * attention-mass tables, closed by a CRC-32 of every byte before it. Options are not included: pass them again to
+   * `Session.restore`.
    */
   snapshot(): Uint8Array {
+    this.assertLive();
     if (this.busy) throw new SessionBusyError('session is busy: another call on it has not finished');
     const cacheBytes = this.cache.snapshot();
     const tables = [this.windowMass, this.accumulatedMass];
-    const lengths = tables.map((t) => (t ? t.flat().map((a) => a.length) : null));
-    const header = new TextEncoder().encode(
-      JSON.stringify({
-        fed: this.fed.length,
-        pending: this.pending ?? null,
-        logits: this.lastLogits?.length ?? 0,
-        cache: cacheBytes.length,
-        mass: lengths,
-        compressions: this.compressions,
-      }),
-    );
+    const header: SnapshotHeader = {
+      fed: this.fed.length,
+      pending: this.pending ?? null,
+      logits: this.lastLogits?.length ?? 0,
+      cache: cacheBytes.length,
+      mass: tables.map((t) => (t ? t.flat().map((a) => a.length) : null)),
+      compressions: this.compressions,
+    };
+    const headerBytes = new TextEncoder().encode(JSON.stringify(header));
     const floats = [this.lastLogits ?? new Float32Array(0), ...tables.flatMap((t) => (t ? t.flat() : []))];
     const size =
-      12 + header.length + cacheBytes.length + 4 * this.fed.length + floats.reduce((n, f) => n + 4 * f.length, 0);
+      SNAPSHOT_PREFIX +
+      headerBytes.length +
+      cacheBytes.length +
+      4 * this.fed.length +
+      floats.reduce((n, f) => n + 4 * f.length, 0) +
+      4;
     const out = new Uint8Array(size);
     const view = new DataView(out.buffer);
     view.setUint32(0, SNAPSHOT_MAGIC, true);
-    view.setUint32(4, SNAPSHOT_VERSION, true);
-    view.setUint32(8, header.length, true);
-    let at = 12;
-    out.set(header, at);
-    at += header.length;
+    view.setUint32(4, SESSION_SNAPSHOT_VERSION, true);
+    view.setUint32(8, headerBytes.length, true);
+    let at = SNAPSHOT_PREFIX;
+    out.set(headerBytes, at);
+    at += headerBytes.length;
     out.set(cacheBytes, at);
     at += cacheBytes.length;
     out.set(new Uint8Array(Int32Array.from(this.fed).buffer), at);
@@ -505,6 +576,7 @@ export class Session {
       out.set(new Uint8Array(f.buffer, f.byteOffset, f.byteLength), at);
       at += f.byteLength;
     }
+    view.setUint32(at, crc32(out.subarray(0, at)), true);
     return out;
   }
 
@@ -526,70 +598,117 @@ export class Session {
     });
   }
 
-  /** Rebuilds a session from `snapshot()` bytes; throws SnapshotError on malformed data or another model's shape. */
+  /**
+   * Rebuilds a session from `snapshot()` bytes (any Uint8Array view: a Node Buffer, a subarray at any offset).
+   * Throws SnapshotError on damaged or malformed data, another format version or another model's shape; the
+   * whole snapshot is checked before a session is built.
+   */
   static restore(model: Model, bytes: Uint8Array, options: SessionOptions = {}): Session {
+    model.assertLive();
     if (!(bytes instanceof Uint8Array)) throw new TypeError('bytes: expected a Uint8Array');
     const fail = (
-      reason: 'bad-magic' | 'unsupported-version' | 'invalid-header' | 'truncated' | 'shape-mismatch',
+      reason:
+        | 'bad-magic'
+        | 'unsupported-version'
+        | 'invalid-header'
+        | 'truncated'
+        | 'checksum-mismatch'
+        | 'shape-mismatch',
       msg: string,
     ) => new SnapshotError(reason, msg);
-    if (bytes.length < 12) throw fail('truncated', `${bytes.length} bytes`);
+    if (bytes.length < SNAPSHOT_PREFIX + 4) throw fail('truncated', `${bytes.length} bytes`);
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     if (view.getUint32(0, true) !== SNAPSHOT_MAGIC) throw fail('bad-magic', 'not a session snapshot');
-    if (view.getUint32(4, true) !== SNAPSHOT_VERSION)
-      throw fail('unsupported-version', `version ${view.getUint32(4, true)}`);
+    const version = view.getUint32(4, true);
+    if (version !== SESSION_SNAPSHOT_VERSION) {
+      throw fail(
+        'unsupported-version',
+        version > SESSION_SNAPSHOT_VERSION
+          ? `format ${version} is newer than this reader's ${SESSION_SNAPSHOT_VERSION}: upgrade @semanticache/runtime`
+          : `format ${version} is older than this reader's ${SESSION_SNAPSHOT_VERSION}: re-create the snapshot`,
+      );
+    }
+    const end = bytes.length - 4;
+    const stored = view.getUint32(end, true);
+    const actual = crc32(bytes.subarray(0, end));
+    if (stored !== actual) {
+      throw fail('checksum-mismatch', `stored CRC-32 ${stored.toString(16)}, computed ${actual.toString(16)}`);
+    }
+    // Past the checksum the bytes are as written; the checks below guard against a writer that was not this one.
     const headerLen = view.getUint32(8, true);
-    if (12 + headerLen > bytes.length) throw fail('truncated', 'header runs past the end');
-    let h: {
-      fed: number;
-      pending: number | null;
-      logits: number;
-      cache: number;
-      mass: (number[] | null)[];
-      compressions: number;
-    };
+    if (SNAPSHOT_PREFIX + headerLen > end) throw fail('truncated', 'header runs past the end');
+    let h: SnapshotHeader;
     try {
-      h = JSON.parse(new TextDecoder().decode(bytes.subarray(12, 12 + headerLen)));
+      h = JSON.parse(
+        new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(SNAPSHOT_PREFIX, SNAPSHOT_PREFIX + headerLen)),
+      );
     } catch {
       throw fail('invalid-header', 'header is not JSON');
     }
-    let at = 12 + headerLen;
+    const c = model.config;
+    const isCount = (n: unknown) => Number.isInteger(n) && (n as number) >= 0;
+    if (
+      h === null ||
+      typeof h !== 'object' ||
+      !isCount(h.fed) ||
+      !isCount(h.cache) ||
+      !isCount(h.compressions) ||
+      (h.logits !== 0 && h.logits !== c.vocabSize) ||
+      !(h.pending === null || (Number.isInteger(h.pending) && h.pending >= 0 && h.pending < c.vocabSize)) ||
+      !Array.isArray(h.mass) ||
+      h.mass.length !== 2 ||
+      !h.mass.every(
+        (lengths) =>
+          lengths === null ||
+          (Array.isArray(lengths) && lengths.length === c.numLayers * c.numKvHeads && lengths.every(isCount)),
+      )
+    ) {
+      throw fail('invalid-header', 'fields missing or out of range for this model');
+    }
+    let at = SNAPSHOT_PREFIX + headerLen;
+    // copies: typed arrays need aligned buffers of their own (a Buffer is a view into a shared pool)
     const take = (n: number) => {
-      if (!Number.isInteger(n) || n < 0 || at + n > bytes.length) throw fail('truncated', 'payload runs past the end');
-      const part = bytes.slice(at, at + n); // aligned copy
+      if (at + n > end) throw fail('truncated', 'payload runs past the end');
+      const part = new Uint8Array(bytes.subarray(at, at + n));
       at += n;
       return part;
     };
     const cache = KVCache.restore(take(h.cache));
-    const c = model.config;
     if (cache.numLayers !== c.numLayers || cache.numKvHeads !== c.numKvHeads || cache.headDim !== c.headDim) {
       throw fail(
         'shape-mismatch',
         `cache is ${cache.numLayers}×${cache.numKvHeads}×${cache.headDim}, model needs ${c.numLayers}×${c.numKvHeads}×${c.headDim}`,
       );
     }
+    if (cache.tokensSeen !== h.fed)
+      throw fail('invalid-header', `${h.fed} ids for a cache of ${cache.tokensSeen} tokens`);
     const fed = new Int32Array(take(4 * h.fed).buffer);
     const logits = new Float32Array(take(4 * h.logits).buffer);
     const tables = h.mass.map((lengths) => {
       if (!lengths) return undefined;
-      if (lengths.length !== c.numLayers * c.numKvHeads) throw fail('invalid-header', 'mass table shape');
       return Array.from({ length: c.numLayers }, (_, l) =>
-        Array.from(
-          { length: c.numKvHeads },
-          (_, g) => new Float32Array(take(4 * lengths[l * c.numKvHeads + g]).buffer),
-        ),
+        Array.from({ length: c.numKvHeads }, (_, g) => {
+          const n = lengths[l * c.numKvHeads + g];
+          // a table may lag behind its head (entries fed since it last grew), never run ahead of it
+          if (n > cache.length(l, g)) throw fail('invalid-header', `mass table of head ${l}.${g}: ${n} entries`);
+          return new Float32Array(take(4 * n).buffer);
+        }),
       );
     });
-    if (at !== bytes.length) throw fail('invalid-header', `${bytes.length - at} trailing bytes`);
+    if (at !== end) throw fail('invalid-header', `${end - at} trailing bytes`);
     const session = Session.resume(model, options, cache, {
       fed: Array.from(fed),
       pending: h.pending ?? undefined,
       lastLogits: logits.length === c.vocabSize ? logits : undefined,
       windowMass: tables[0],
       accumulatedMass: tables[1],
-      compressions: h.compressions ?? 0,
+      compressions: h.compressions,
     });
-    session.checkIds(session.fed, 'snapshot ids');
+    try {
+      session.checkIds(fed, 'ids');
+    } catch (err) {
+      throw fail('invalid-header', (err as Error).message);
+    }
     return session;
   }
 

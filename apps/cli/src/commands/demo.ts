@@ -8,13 +8,13 @@ import {
   stringOpt,
 } from '../args';
 import { DEMO_TEXT_PATH, readTextFile } from '../assets';
-import { type CliContext, progressFor } from '../context';
+import { type CliContext, note, progressFor } from '../context';
 import { type Budget, budgetLabel, type CacheStats, type Engine, type PolicyName } from '../engine';
 import { EXIT_INTERRUPTED, EXIT_OK } from '../errors';
 import { encodeLong } from '../long-text';
 import { warmUp } from './bench';
 import { SAMPLING_OPTIONS, samplingOpts } from './generate';
-import { budgetOpt, fitBudget, formatBytes, isQuiet, openEngine, policyOpt, statsForJson } from './shared';
+import { aboveBudgetNote, budgetOpt, formatBytes, isQuiet, openEngine, policyOpt, statsForJson } from './shared';
 
 export const demoSpec: CommandSpec = {
   name: 'demo',
@@ -44,6 +44,8 @@ export interface DemoRun {
   cache: CacheStats;
   prefillTokensPerSecond: number;
   compressMs: number;
+  /** heads whose protected entries exceeded the budget (kept, nothing else compressed) */
+  headsAboveBudget: number;
   decodeTokensPerSecond: number | null;
   tokens: number;
   text: string;
@@ -134,13 +136,13 @@ export async function runDemo(
     if (hooks.signal.aborted) break;
     const label = p === 'full' ? 'full cache' : budgetLabel(p, b);
     const bar = hooks.progress(`${label}: prefill`, ids.length);
-    const session = engine.session(p, p === 'full' ? b : fitBudget(ids.length, b).budget);
+    const session = engine.session(p, b);
     try {
       const t0 = performance.now();
       await session.prefill(ids, { signal: hooks.signal, onProgress: (done) => bar.set(done) });
       const t1 = performance.now();
       bar.finish();
-      await session.compress();
+      const map = await session.compress();
       const t2 = performance.now();
       let text = '';
       let tokens = 0;
@@ -161,6 +163,7 @@ export async function runDemo(
         cache: session.stats(),
         prefillTokensPerSecond: ids.length / ((t1 - t0) / 1000),
         compressMs: t2 - t1,
+        headsAboveBudget: map?.headsAboveBudget ?? 0,
         decodeTokensPerSecond: tokens > 1 ? (tokens - 1) / ((t3 - firstAt) / 1000) : null,
         tokens,
         text,
@@ -195,6 +198,11 @@ export async function demoCommand(ctx: CliContext, argv: string[]): Promise<numb
       signal: ctx.signal,
       progress: progressFor(ctx, quiet),
     });
+    const above = aboveBudgetNote(
+      runs.find((r) => r.headsAboveBudget > 0),
+      engine.numLayers * engine.numKvHeads,
+    );
+    if (above) note(ctx, quiet, above);
     if (values.json) {
       ctx.stdout.write(
         `${JSON.stringify({

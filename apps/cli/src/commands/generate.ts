@@ -14,9 +14,9 @@ import { budgetLabel, type SamplingOptions } from '../engine';
 import { EXIT_INTERRUPTED, EXIT_OK, UsageError } from '../errors';
 import { encodeLong } from '../long-text';
 import {
+  aboveBudgetNote,
   budgetOpt,
   checkContext,
-  fitBudget,
   formatBytes,
   isQuiet,
   openEngine,
@@ -97,21 +97,15 @@ export async function generateCommand(ctx: CliContext, argv: string[]): Promise<
   try {
     const ids = encodeLong(engine, prompt);
     checkContext(engine, ids.length + sampling.maxTokens, 'the prompt plus --max-tokens');
-    const fitted = policy === 'full' ? { budget, raised: false } : fitBudget(ids.length, budget);
-    if (fitted.raised) {
-      note(
-        ctx,
-        quiet,
-        `note: ${ids.length} prompt tokens leave no room below the protected tokens; keeping ${(fitted.budget as { maxEntries: number }).maxEntries} per head`,
-      );
-    }
-    const session = engine.session(policy, fitted.budget);
+    const session = engine.session(policy, budget);
     try {
       const t0 = performance.now();
       await session.prefill(ids, { signal: ctx.signal });
       const t1 = performance.now();
-      await session.compress();
+      const map = await session.compress();
       const t2 = performance.now();
+      const above = aboveBudgetNote(map, engine.numLayers * engine.numKvHeads);
+      if (above) note(ctx, quiet, above);
       let text = '';
       const tokens: number[] = [];
       let firstAt = 0;

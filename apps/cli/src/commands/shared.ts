@@ -1,7 +1,7 @@
 import { DEFAULT_RECENT_WINDOW, DEFAULT_SINK_TOKENS, targetEntries } from '@semanticache/kv-cache';
 import { choice, numberOpt, type ParsedValues, stringOpt } from '../args';
 import type { CliContext } from '../context';
-import { type Budget, type CacheStats, type Engine, POLICIES, type PolicyName } from '../engine';
+import { type Budget, type CacheStats, type CompressionMap, type Engine, POLICIES, type PolicyName } from '../engine';
 import { UsageError } from '../errors';
 import { resolveModelLocation } from '../model-path';
 import { Progress } from '../progress';
@@ -61,14 +61,13 @@ export function formatBytes(bytes: number): string {
   return `${(bytes / 1024 ** 3).toFixed(2)} GiB`;
 }
 
-/**
- * The budget to compress a prompt of `tokens` with: the policies never drop the attention sinks and the recent window,
- * so a budget below those is raised to exactly them (short prompts then keep everything they can).
- */
-export function fitBudget(tokens: number, budget: Budget): { budget: Budget; raised: boolean } {
-  const floor = Math.min(tokens, DEFAULT_SINK_TOKENS + DEFAULT_RECENT_WINDOW);
-  if (targetEntries(tokens, budget) >= floor) return { budget, raised: false };
-  return { budget: { maxEntries: floor }, raised: true };
+/** The note for a compression whose budget was below the protected entries of some heads (undefined when none). */
+export function aboveBudgetNote(
+  map: Pick<CompressionMap, 'headsAboveBudget'> | undefined,
+  heads: number,
+): string | undefined {
+  if (!map || map.headsAboveBudget === 0) return undefined;
+  return `note: the budget is below the protected entries (${DEFAULT_SINK_TOKENS} sinks + ${DEFAULT_RECENT_WINDOW} recent tokens, and one core for merging policies) on ${map.headsAboveBudget} of ${heads} heads: they keep those and compress nothing else`;
 }
 
 /** A usage error when `ratio` would leave fewer entries than the policies protect at a context of `tokens`. */

@@ -60,6 +60,9 @@ const DEFAULT_KNOBS: SemanticacheKnobs = {
   headBudgets: 'uniform',
 };
 
+/** Names of the knobs a preset sets (each may also be given on its own). */
+export const SEMANTICACHE_KNOB_NAMES = Object.keys(DEFAULT_KNOBS) as readonly (keyof SemanticacheKnobs)[];
+
 const PAPER_KNOBS: SemanticacheKnobs = { ...DEFAULT_KNOBS, seeds: 'gsc', coreWeights: 'size' };
 
 export const SEMANTICACHE_PRESET_KNOBS: Record<SemanticachePreset, SemanticacheKnobs> = {
@@ -88,7 +91,7 @@ export function resolveSemanticacheKnobs(options: {
   const preset = (options.preset ?? (options.threshold !== undefined ? 'paper' : 'default')) as SemanticachePreset;
   if (!SEMANTICACHE_PRESETS.includes(preset)) return undefined;
   const knobs: Record<string, unknown> = { ...SEMANTICACHE_PRESET_KNOBS[preset], preset };
-  for (const key of Object.keys(DEFAULT_KNOBS)) {
+  for (const key of SEMANTICACHE_KNOB_NAMES) {
     if (options[key] !== undefined) knobs[key] = options[key];
   }
   return knobs as unknown as SemanticacheKnobs & { preset: SemanticachePreset };
