@@ -120,6 +120,13 @@ export function parseHfConfig(raw: unknown, file: string, generation?: unknown):
   if (modelType === 'mistral' && Number.isSafeInteger(c.sliding_window) && c.use_sliding_window !== false) {
     maxContext = Math.min(maxContext, c.sliding_window as number);
   }
+  const numLayers = positiveInt(c, 'num_hidden_layers', file);
+  // transformers ≥ 5 writes one `layer_types` entry per layer (and rejects a config where the two disagree).
+  if (Array.isArray(c.layer_types) && c.layer_types.length !== numLayers) {
+    throw new ModelLoadError(`layer_types has ${c.layer_types.length} entries but num_hidden_layers is ${numLayers}`, {
+      file,
+    });
+  }
   const attentionBias = c.attention_bias === true;
   const gen = (generation ?? {}) as Record<string, unknown>;
   const eos = tokenIds(gen.eos_token_id ?? c.eos_token_id);
@@ -129,7 +136,7 @@ export function parseHfConfig(raw: unknown, file: string, generation?: unknown):
     vocabSize: positiveInt(c, 'vocab_size', file),
     hiddenSize,
     intermediateSize: positiveInt(c, 'intermediate_size', file),
-    numLayers: positiveInt(c, 'num_hidden_layers', file),
+    numLayers,
     numHeads,
     numKvHeads,
     headDim,

@@ -33,6 +33,11 @@ function readCheckpoint(file: string, fd: number): { config: ModelConfig; weight
   if (version !== 0 && version !== 1) {
     throw new ModelLoadError(`unsupported llama2.c checkpoint version ${version} (supported: 0, 1)`, { file });
   }
+  if (version === 1 && fileBytes < V1_HEADER_BYTES) {
+    throw new ModelLoadError(`file is ${fileBytes} bytes, too short for a version 1 header (${V1_HEADER_BYTES})`, {
+      file,
+    });
+  }
   const headerAt = version === 1 ? 8 : 0;
   const [dim, hiddenDim, nLayers, nHeads, nKvHeads, rawVocab, seqLen] = Array.from({ length: 7 }, (_, i) =>
     bytes.readInt32LE(headerAt + 4 * i),
@@ -65,9 +70,16 @@ function readCheckpoint(file: string, fd: number): { config: ModelConfig; weight
   };
   const dataStart = version === 1 ? V1_HEADER_BYTES : 28;
   const floats = Object.values(sizes).reduce((a, b) => a + b, 0);
-  if (fileBytes !== dataStart + 4 * floats) {
+  // The size must be exact: a short file is truncated, and bytes past the last tensor mean the header's shapes are
+  // not the ones the weights were written with (reading them would give garbage).
+  const expectedBytes = dataStart + 4 * floats;
+  if (fileBytes !== expectedBytes) {
+    const what =
+      fileBytes < expectedBytes
+        ? `${expectedBytes - fileBytes} bytes short (truncated, or a header that disagrees with the weights)`
+        : `${fileBytes - expectedBytes} extra bytes after the last tensor (a header that disagrees with the weights)`;
     throw new ModelLoadError(
-      `file is ${fileBytes} bytes but the header (dim ${dim}, layers ${L}, vocab ${vocab}, shared classifier ${shared}) implies ${dataStart + 4 * floats}`,
+      `file is ${fileBytes} bytes but the header (dim ${dim}, hidden_dim ${hiddenDim}, layers ${L}, heads ${nHeads}, kv_heads ${nKvHeads}, vocab ${vocab}, seq_len ${seqLen}, shared classifier ${shared}) implies ${expectedBytes}: ${what}`,
       { file },
     );
   }

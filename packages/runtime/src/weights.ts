@@ -42,6 +42,8 @@ export function concatRows(parts: Float32Array[]): Float32Array {
 class TensorSource {
   private files = new Map<string, SafetensorsFile>();
   private where = new Map<string, SafetensorsFile>();
+  /** The index or the single safetensors file: what errors about the whole checkpoint name. */
+  readonly label: string = '';
 
   constructor(dir: string) {
     const indexPath = path.join(dir, 'model.safetensors.index.json');
@@ -74,10 +76,17 @@ class TensorSource {
           }
           this.where.set(tensor, file);
         }
+        // A tensor a shard holds but the index does not list is still part of the checkpoint (HF loads whole shards):
+        // it takes part in the unused-tensor check like any other.
+        for (const file of this.files.values()) {
+          for (const name of file.tensors.keys()) if (!this.where.has(name)) this.where.set(name, file);
+        }
+        this.label = indexPath;
       } else if (existsSync(singlePath)) {
         const file = new SafetensorsFile(singlePath);
         this.files.set('model.safetensors', file);
         for (const name of file.tensors.keys()) this.where.set(name, file);
+        this.label = singlePath;
       } else {
         throw new ModelLoadError('no model.safetensors or model.safetensors.index.json', { file: dir });
       }
@@ -89,6 +98,16 @@ class TensorSource {
 
   has(name: string): boolean {
     return this.where.has(name);
+  }
+
+  /** Every tensor name in the checkpoint. */
+  names(): string[] {
+    return [...this.where.keys()];
+  }
+
+  /** The stored shape of a tensor, or undefined if the checkpoint lacks it. */
+  shape(name: string): number[] | undefined {
+    return this.where.get(name)?.tensors.get(name)?.shape;
   }
 
   read(name: string, shape: number[]): Float32Array {
@@ -122,10 +141,169 @@ class TensorSource {
   }
 }
 
+/** The tensors a config implies for an HF checkpoint, each with the shape it must have, in load order. */
+export interface HfTensorPlan {
+  /** Must be present with this shape. */
+  required: Map<string, number[]>;
+  /** May be present (then with this shape); never read. */
+  optional: Map<string, number[]>;
+}
+
+/**
+ * What an HF checkpoint must, may and must not hold for `config`. The weights must match the config exactly, since
+ * a config that disagrees with them (one layer too few, a bias it does not enable) would otherwise run as garbage:
+ *
+ * - required: `model.embed_tokens.weight`, `model.norm.weight`, and for each of the config's `num_hidden_layers`
+ *   layers the two norms, q/k/v/o and gate/up/down projections; `lm_head.weight` unless `tie_word_embeddings`;
+ *   biases exactly where the config enables them (q/k/v for qwen2 or `attention_bias`, o for `attention_bias` on
+ *   llama/mistral, gate/up/down for `mlp_bias`).
+ * - optional: `lm_head.weight` when `tie_word_embeddings` is true (tied checkpoints sometimes still store the copy;
+ *   the head is the embedding matrix, as in HF). Its shape is still checked.
+ * - ignored: rotary `inv_freq` buffers that older transformers versions saved (`model.rotary_emb.inv_freq`,
+ *   `model.layers.<l>.self_attn.rotary_emb.inv_freq` for a layer of the config): RoPE is computed from the config.
+ *
+ * Anything else is unused and an error, including a bias the config does not enable (dropping it changes the model)
+ * and the tensors of a layer past `num_hidden_layers`.
+ */
+export function hfTensorPlan(config: ModelConfig): HfTensorPlan {
+  const { hiddenSize: h, numHeads: H, numKvHeads: Hkv, headDim: d, intermediateSize: I, vocabSize: V } = config;
+  const required = new Map<string, number[]>();
+  const optional = new Map<string, number[]>();
+  required.set('model.embed_tokens.weight', [V, h]);
+  for (let l = 0; l < config.numLayers; l++) {
+    const p = `model.layers.${l}.`;
+    required.set(`${p}input_layernorm.weight`, [h]);
+    for (const [proj, rows] of [
+      ['q', H * d],
+      ['k', Hkv * d],
+      ['v', Hkv * d],
+    ] as const) {
+      required.set(`${p}self_attn.${proj}_proj.weight`, [rows, h]);
+      if (config.qkvBias) required.set(`${p}self_attn.${proj}_proj.bias`, [rows]);
+    }
+    required.set(`${p}self_attn.o_proj.weight`, [h, H * d]);
+    if (config.oBias) required.set(`${p}self_attn.o_proj.bias`, [h]);
+    required.set(`${p}post_attention_layernorm.weight`, [h]);
+    required.set(`${p}mlp.gate_proj.weight`, [I, h]);
+    required.set(`${p}mlp.up_proj.weight`, [I, h]);
+    required.set(`${p}mlp.down_proj.weight`, [h, I]);
+    if (config.mlpBias) {
+      required.set(`${p}mlp.gate_proj.bias`, [I]);
+      required.set(`${p}mlp.up_proj.bias`, [I]);
+      required.set(`${p}mlp.down_proj.bias`, [h]);
+    }
+  }
+  required.set('model.norm.weight', [h]);
+  (config.tieWordEmbeddings ? optional : required).set('lm_head.weight', [V, h]);
+  return { required, optional };
+}
+
+const LAYER_NAME = /^model\.layers\.(\d+)\./;
+const LAYER_INV_FREQ = /^model\.layers\.(\d+)\.self_attn\.rotary_emb\.inv_freq$/;
+
+function layerOf(name: string): number | undefined {
+  const m = LAYER_NAME.exec(name);
+  return m ? Number(m[1]) : undefined;
+}
+
+/** Stored tensors that are neither required nor optional but harmless to skip (see {@link hfTensorPlan}). */
+function isIgnorable(name: string, numLayers: number): boolean {
+  if (name === 'model.rotary_emb.inv_freq') return true;
+  const m = LAYER_INV_FREQ.exec(name);
+  return m !== null && Number(m[1]) < numLayers;
+}
+
+const LISTED = 10;
+const byName = (a: string, b: string) => a.localeCompare(b, 'en', { numeric: true });
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+/**
+ * Up to {@link LISTED} entries, then a count of the rest. The tensors of a layer that `whole(l)` marks as wholly
+ * missing or wholly unused collapse into one `model.layers.<l>.* (n tensors)` entry.
+ */
+function listNames(names: string[], whole: (layer: number) => boolean): string {
+  const entries: { text: string; count: number }[] = [];
+  const grouped = new Map<number, { text: string; count: number }>();
+  for (const name of names) {
+    const l = layerOf(name);
+    if (l !== undefined && whole(l)) {
+      let g = grouped.get(l);
+      if (!g) {
+        g = { text: `model.layers.${l}.*`, count: 0 };
+        grouped.set(l, g);
+        entries.push(g);
+      }
+      g.count++;
+    } else {
+      entries.push({ text: name, count: 1 });
+    }
+  }
+  for (const g of grouped.values()) g.text += ` (${plural(g.count, 'tensor')})`;
+  const shown = entries.slice(0, LISTED);
+  const rest = names.length - shown.reduce((n, e) => n + e.count, 0);
+  return shown.map((e) => e.text).join(', ') + (rest > 0 ? `, … and ${rest} more` : '');
+}
+
+/**
+ * Compares the checkpoint's tensor names and shapes with what the config implies ({@link hfTensorPlan}) before any
+ * data is read; one ModelLoadError lists every missing, wrongly shaped and unused tensor.
+ */
+function checkAgainstConfig(src: TensorSource, config: ModelConfig): void {
+  const { required, optional } = hfTensorPlan(config);
+  const missing: string[] = [];
+  const misshaped: string[] = [];
+  for (const [name, want] of [...required, ...optional]) {
+    const got = src.shape(name);
+    if (!got) {
+      if (required.has(name)) missing.push(name);
+    } else if (got.length !== want.length || got.some((n, i) => n !== want[i])) {
+      misshaped.push(name);
+    }
+  }
+  const stored = src.names();
+  const unused = stored
+    .filter((n) => !required.has(n) && !optional.has(n) && !isIgnorable(n, config.numLayers))
+    .sort(byName);
+  if (missing.length === 0 && misshaped.length === 0 && unused.length === 0) return;
+
+  const storedLayers = new Set(stored.map(layerOf).filter((l) => l !== undefined));
+  const parts: string[] = [];
+  if (missing.length > 0) {
+    parts.push(`${plural(missing.length, 'missing tensor')}: ${listNames(missing, (l) => !storedLayers.has(l))}`);
+  }
+  if (misshaped.length > 0) {
+    const shown = misshaped.slice(0, LISTED).map((name) => {
+      const want = required.get(name) ?? optional.get(name);
+      return `${name}: shape ${JSON.stringify(src.shape(name))} does not match the expected ${JSON.stringify(want)}`;
+    });
+    const rest = misshaped.length - shown.length;
+    parts.push(
+      `${plural(misshaped.length, 'tensor')} with the wrong shape: ${shown.join(', ')}${rest > 0 ? `, … and ${rest} more` : ''}`,
+    );
+  }
+  if (unused.length > 0) {
+    parts.push(`${plural(unused.length, 'unused tensor')}: ${listNames(unused, (l) => l >= config.numLayers)}`);
+  }
+  const hints: string[] = [];
+  const topLayer = Math.max(-1, ...storedLayers);
+  if (topLayer >= 0 && topLayer + 1 !== config.numLayers) {
+    hints.push(`the weights have layers 0–${topLayer} but num_hidden_layers is ${config.numLayers}`);
+  }
+  const inRange = (n: string) => (layerOf(n) ?? config.numLayers) < config.numLayers;
+  if (unused.some((n) => n.endsWith('.bias') && inRange(n))) {
+    hints.push('the config does not enable some of the stored biases (attention_bias / mlp_bias)');
+  }
+  throw new ModelLoadError(
+    `the weights do not match config.json: ${parts.join('; ')}${hints.length > 0 ? ` (${hints.join('; ')})` : ''}`,
+    { file: src.label, tensor: missing[0] ?? misshaped[0] ?? unused[0] },
+  );
+}
+
 /** Loads the weights of an HF Llama / Mistral / Qwen2 checkpoint folder as fp32. */
 export function loadHfWeights(dir: string, config: ModelConfig): ModelWeights {
   const src = new TensorSource(dir);
   try {
+    checkAgainstConfig(src, config);
     const { hiddenSize: h, numHeads: H, numKvHeads: Hkv, headDim: d, intermediateSize: I, vocabSize: V } = config;
     const optional = (name: string, shape: number[], wanted: boolean) => (wanted ? src.read(name, shape) : undefined);
     const layers: LayerWeights[] = [];
