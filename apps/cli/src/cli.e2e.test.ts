@@ -157,6 +157,39 @@ describe('run', () => {
   });
 });
 
+describe('a reader that stops early (… | head -c 20)', () => {
+  it('ends run quietly with exit code 0, without an EPIPE trace, and stops generating', async () => {
+    const { child, done } = start(['run', 'Once upon a time', '--max-tokens', '1000', '--temperature', '0']);
+    // close our end of the pipe after the first bytes, as `head -c 20` does
+    child.stdout?.once('data', () => child.stdout?.destroy());
+    const r = await done;
+    expect(r.stderr).not.toMatch(/EPIPE|Unhandled|\n\s+at /);
+    expect(r.code, r.stderr).toBe(0);
+    // it stopped at the next token instead of generating the rest: no closing summary
+    expect(r.stderr).not.toMatch(/generated tokens/);
+  });
+
+  it('gives the CLI the exit status 0 in a shell pipeline into head', async () => {
+    const child = spawn(
+      'bash',
+      [
+        '-c',
+        'set -o pipefail; "$0" "$1" run "Once upon a time" --max-tokens 1000 --temperature 0 | head -c 20 >/dev/null',
+        process.execPath,
+        cli,
+      ],
+      { cwd: tmp, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr?.on('data', (d) => {
+      stderr += d;
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(stderr).not.toMatch(/EPIPE|\n\s+at /);
+    expect(code, stderr).toBe(0);
+  });
+});
+
 describe('budgets below the protected entries', () => {
   it('run, demo and inspect compress a short prompt as far as they can, and say so', async () => {
     const short = demoText.slice(0, 300); // ~70 tokens: 36 are protected
@@ -176,6 +209,34 @@ describe('budgets below the protected entries', () => {
     expect(JSON.parse(demo.stdout).runs[1].headsAboveBudget).toBe(48);
     const inspect = await run(['inspect', '--tokens', '60', '--ratio', '0.75', '--out', path.join(tmp, 'short.html')]);
     expect(inspect.code, inspect.stderr).toBe(0);
+  });
+});
+
+describe('Ctrl-C', () => {
+  it("during run's prefill reports the tokens really fed and skips the compression", async () => {
+    const { child, done } = start(['run', '--max-tokens', '8', '--temperature', '0'], demoText);
+    // the prompt (~4500 tokens) is fed in blocks of 512 after the model is loaded
+    child.stderr?.on('data', function check(d: Buffer) {
+      if (String(d).includes('loaded')) {
+        child.stderr?.off('data', check);
+        child.kill('SIGINT');
+      }
+    });
+    const r = await done;
+    expect(r.code, r.stderr).toBe(130);
+    const m = r.stderr.match(/interrupted during prefill: fed (\d+) of (\d+) prompt tokens/);
+    expect(m, r.stderr).not.toBeNull();
+    const [fed, prompt] = [Number(m?.[1]), Number(m?.[2])];
+    expect(prompt).toBeGreaterThan(2000);
+    expect(fed).toBeLessThan(prompt);
+    expect(fed % 512).toBe(0);
+    expect(r.stderr).toContain('compression skipped (interrupted)');
+    expect(r.stderr).not.toMatch(/budget is below/);
+    // the cache holds exactly the fed tokens, uncompressed: 8 layers × 6 KV heads each
+    const cache = r.stderr.match(/cache (\d+)\/(\d+) entries/);
+    expect(Number(cache?.[1])).toBe(fed * 48);
+    expect(Number(cache?.[2])).toBe(fed * 48);
+    expect(r.stdout.trim()).toBe('');
   });
 });
 
@@ -244,7 +305,12 @@ describe('eval', () => {
     const r = await done;
     expect(r.code).toBe(130);
     expect(r.stdout).toContain('interrupted, partial results');
-    expect(existsSync(path.join(tmp, 'eval-int', 'eval.json'))).toBe(true);
+    // the report says how many of the planned windows every config was really scored on
+    const scored = r.stdout.match(/- ppl \(C=1024, T=64\): (\d+) of 8 windows/);
+    expect(scored, r.stdout).not.toBeNull();
+    expect(Number(scored?.[1])).toBeLessThan(8);
+    const json = JSON.parse(readFileSync(path.join(tmp, 'eval-int', 'eval.json'), 'utf8'));
+    expect(json.coverage).toEqual([{ task: 'ppl', unit: 'windows', done: Number(scored?.[1]), planned: 8 }]);
   });
 });
 

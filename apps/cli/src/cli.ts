@@ -1,6 +1,6 @@
 import { demoModelDir } from '@semanticache/model-demo';
 import type { CliContext } from './context';
-import { EXIT_INTERRUPTED } from './errors';
+import { EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK } from './errors';
 import { main } from './main';
 import { loadRuntimeEngine } from './runtime-engine';
 
@@ -10,6 +10,17 @@ async function readStdin(): Promise<string | undefined> {
   for await (const part of process.stdin) parts.push(part as Buffer);
   return Buffer.concat(parts).toString('utf8');
 }
+
+// A reader that stops early (`semanticache run … | head -c 20`) closes stdout: like `cat`, end quietly with exit 0 and
+// stop computing output nobody reads, instead of an unhandled EPIPE trace. The first write after the close fails
+// (asynchronously), so a streaming command stops at its next token. Other write errors end with one line.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(EXIT_OK);
+  process.stderr.write(`semanticache: cannot write the output: ${err.message}\n`);
+  process.exit(EXIT_FAILURE);
+});
+// a closed stderr loses the progress and notes, not the output: carry on
+process.stderr.on('error', () => {});
 
 const controller = new AbortController();
 let interrupts = 0;

@@ -17,6 +17,8 @@ export function budgetLabel(policy: PolicyName, budget: Budget): string {
 }
 
 export interface CacheStats {
+  /** tokens fed to the session so far (its position), whatever compression removed since */
+  tokens: number;
   /** live entries summed over layers and KV heads */
   entries: number;
   /** entries an uncompressed cache would hold for the same tokens */
@@ -73,7 +75,10 @@ export interface StepProgress {
 }
 
 export interface EngineSession {
-  /** Runs the ids through the model, appending them to the cache. */
+  /**
+   * Runs the ids through the model, appending them to the cache. When `signal` aborts it stops between blocks, having
+   * fed only part of the ids: `stats().tokens` says how many the session holds.
+   */
   prefill(ids: readonly number[], options?: StepProgress): Promise<void>;
   /**
    * Compresses the cache with the session's policy and budget (or `budget`, e.g. `{ maxEntries }` to re-compress

@@ -7,6 +7,7 @@ import {
   type EvalResults,
   type EvalSettings,
   evalCharts,
+  evalMarkdown,
   evalTables,
   pairedTables,
   type RetrievalResult,
@@ -124,6 +125,34 @@ describe('eval grid', () => {
     expect(byLength.columns).toEqual(['policy', 'ratio', '100 tok', '200 tok']);
     expect(byDepth.rows[3]).toEqual(['snapkv', 0.5, 1, 0]);
     expect(toMarkdown(summary)).toContain('| semanticache |  0.75 |');
+  });
+
+  it('states what a complete run measured in one line per task, and a text too short for every window', () => {
+    const complete: EvalResults = {
+      ...results,
+      coverage: [
+        { task: 'ppl', unit: 'windows', done: 1, planned: 1 },
+        ...[100, 200].flatMap((contextTokens) =>
+          [0, 1].map((depth) => ({
+            task: 'passkey' as const,
+            contextTokens,
+            depth,
+            unit: 'cases' as const,
+            done: 2,
+            planned: 2,
+          })),
+        ),
+      ],
+    };
+    const md = evalMarkdown(complete);
+    expect(md).toContain('Measured (every config on the same windows and cases');
+    expect(md).not.toContain('interrupt');
+    expect(md).toContain('- ppl (C=64, T=8): 1 of 1 windows\n');
+    expect(md).toContain('- passkey: 2 of 2 cases in each of the 4 length × depth cells\n');
+    const short = evalMarkdown({ ...complete, settings: { ...complete.settings, windows: 3 } });
+    expect(short).toContain('- ppl (C=64, T=8): 1 of 1 windows (the text has room for 1 of the 3 asked)\n');
+    // results without coverage (older files) get no such section
+    expect(evalMarkdown(results)).not.toContain('Measured');
   });
 
   it('plots one line per policy against the ratio plus the full-cache reference', () => {
@@ -308,6 +337,75 @@ describe('one prefill, many policies', () => {
   });
 });
 
+describe('an eval stopped by Ctrl-C', () => {
+  let engine: Engine;
+  beforeAll(async () => {
+    engine = await loadRuntimeEngine({
+      format: 'hf',
+      dir: path.join(repoRoot, 'packages', 'model-demo', 'weights'),
+      label: 'demo',
+    });
+  }, 60_000);
+  afterAll(async () => {
+    await engine?.dispose();
+  });
+  const text = readFileSync(path.join(packageRoot, 'assets', 'val-slice.txt'), 'utf8');
+  const settings: EvalSettings = {
+    tasks: ['ppl', 'passkey'],
+    policies: ['full', 'snapkv'],
+    ratios: [0.5],
+    context: 256,
+    target: 8,
+    windows: 4,
+    lengths: [256],
+    depths: [0, 1],
+    cases: 2,
+    seed: 0,
+    queryAware: false,
+    reference: 'snapkv',
+  };
+  /** Runs the grid, firing the abort signal (as SIGINT does) at the first step whose label starts with `at`. */
+  const interruptedAt = async (at: string) => {
+    const controller = new AbortController();
+    const r = await runEval(engine, text, settings, {
+      signal: controller.signal,
+      onStart: () => {},
+      onStep: (detail) => {
+        if (detail.startsWith(at)) controller.abort();
+      },
+    });
+    return { r, markdown: evalMarkdown(r) };
+  };
+
+  it('says per cell how many of the planned perplexity windows every config was scored on', async () => {
+    const { r, markdown } = await interruptedAt('ppl window 3/4');
+    expect(r.interrupted).toBe(true);
+    expect(r.perplexity.map((p) => p.windows)).toEqual([2, 2]);
+    expect(r.coverage).toEqual([
+      { task: 'ppl', unit: 'windows', done: 2, planned: 4 },
+      { task: 'passkey', contextTokens: 256, depth: 0, unit: 'cases', done: 0, planned: 2 },
+      { task: 'passkey', contextTokens: 256, depth: 1, unit: 'cases', done: 0, planned: 2 },
+    ]);
+    expect(markdown).toContain('**interrupted, partial results**');
+    expect(markdown).toContain('Measured before the interrupt');
+    expect(markdown).toContain('- ppl (C=256, T=8): 2 of 4 windows\n');
+    expect(markdown).toContain('- passkey 256 tok, depth 0: 0 of 2 cases\n');
+    expect(markdown).toContain('- passkey 256 tok, depth 1: 0 of 2 cases\n');
+  });
+
+  it('says per retrieval cell how many of the planned cases every config answered', async () => {
+    const { r, markdown } = await interruptedAt('passkey 256 tok, depth 0, case 2');
+    expect(r.perplexity.map((p) => p.windows)).toEqual([4, 4]);
+    expect(r.retrieval.map((c) => [c.config.label, c.depth, c.cases])).toEqual([
+      ['full', 0, 1],
+      ['snapkv@0.5', 0, 1],
+    ]);
+    expect(markdown).toContain('- ppl (C=256, T=8): 4 of 4 windows\n');
+    expect(markdown).toContain('- passkey 256 tok, depth 0: 1 of 2 cases\n');
+    expect(markdown).toContain('- passkey 256 tok, depth 1: 0 of 2 cases\n');
+  });
+});
+
 /** A per-token NLL for each window, as records of 10 tokens. */
 const windowsOf = (perToken: number[]) =>
   perToken.map((x, i) => ({ start: i * 100, nll: 10 * x, tokens: 10, kept: 0.5 }));
@@ -471,7 +569,7 @@ class FakeSession implements Partial<EngineSession> {
     return undefined;
   }
   stats(): CacheStats {
-    return { entries: 0, fullEntries: 0, entriesPerHead: this.heads, bytes: 0, fullBytes: 0 };
+    return { tokens: 0, entries: 0, fullEntries: 0, entriesPerHead: this.heads, bytes: 0, fullBytes: 0 };
   }
 }
 

@@ -99,6 +99,7 @@ class RuntimeEngineSession implements EngineSession {
     let entries = 0;
     for (const e of s.entries) entries += e;
     return {
+      tokens: s.position,
       entries,
       fullEntries: s.position * numLayers * numKvHeads,
       entriesPerHead: s.entries,

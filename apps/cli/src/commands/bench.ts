@@ -117,6 +117,8 @@ async function measure(
     const t0 = performance.now();
     await session.prefill(ids, { signal });
     const t1 = performance.now();
+    // a prefill stopped by Ctrl-C left a partial cache: nothing to compress or measure
+    if (signal.aborted) return undefined;
     await session.compress();
     const t2 = performance.now();
     const greedy = { maxTokens: decodeTokens, temperature: 0, topK: 0, topP: 1, seed: 0, stop: [] };

@@ -142,6 +142,8 @@ export async function runDemo(
       await session.prefill(ids, { signal: hooks.signal, onProgress: (done) => bar.set(done) });
       const t1 = performance.now();
       bar.finish();
+      // a prefill stopped by Ctrl-C left a partial cache: neither compressed nor reported as a run
+      if (hooks.signal.aborted) break;
       const map = await session.compress();
       const t2 = performance.now();
       let text = '';

@@ -217,10 +217,28 @@ export interface RetrievalResult {
   outcomes?: CaseOutcome[];
 }
 
+/**
+ * How much of one cell was measured: a perplexity task's windows, or a retrieval task's cases at one length and depth.
+ * A window or case counts only once every config has it, so `done` holds for every config alike.
+ */
+export interface CoverageCell {
+  task: EvalTask;
+  /** retrieval: the cell's context length and needle depth */
+  contextTokens?: number;
+  depth?: DepthSpec;
+  unit: 'windows' | 'cases';
+  /** windows or cases measured under every config */
+  done: number;
+  /** windows or cases the run set out to measure (perplexity: as many windows as the text has room for) */
+  planned: number;
+}
+
 export interface EvalResults {
   model: string;
   settings: EvalSettings;
   interrupted: boolean;
+  /** per cell, how many windows or cases were really measured, of those planned (less than planned after Ctrl-C) */
+  coverage?: CoverageCell[];
   perplexity: PerplexityResult[];
   /** decode-ppl: perplexity while the cache is re-compressed during decoding */
   decodePerplexity?: PerplexityResult[];
@@ -559,7 +577,62 @@ export async function runEval(engine: Engine, text: string, s: EvalSettings, hoo
       .filter((_, i) => kept[i].count > 0);
   }
   results.interrupted = hooks.signal.aborted;
+  const measured = (rows: PerplexityResult[] | undefined) =>
+    rows && rows.length === configs.length ? Math.min(...rows.map((p) => p.windows)) : 0;
+  const coverage: CoverageCell[] = [];
+  if (doPpl)
+    coverage.push({ task: 'ppl', unit: 'windows', done: measured(results.perplexity), planned: starts.length });
+  if (doDecode) {
+    coverage.push({
+      task: 'decode-ppl',
+      unit: 'windows',
+      done: measured(results.decodePerplexity),
+      planned: decodeStarts.length,
+    });
+  }
+  for (const task of retrievalTasks) {
+    for (const contextTokens of s.lengths) {
+      for (const depth of s.depths) {
+        const cells = results.retrieval.filter(
+          (x) => x.task === task && x.contextTokens === contextTokens && x.depth === depth,
+        );
+        const done = cells.length === configs.length ? Math.min(...cells.map((x) => x.cases)) : 0;
+        coverage.push({ task, contextTokens, depth, unit: 'cases', done, planned: s.cases });
+      }
+    }
+  }
+  results.coverage = coverage;
   return results;
+}
+
+/**
+ * What each cell really holds, for the report: one line per perplexity task, and per retrieval task one line when
+ * every cell is complete, else one per cell. Empty for results without coverage.
+ */
+export function coverageMarkdown(r: EvalResults): string {
+  const coverage = r.coverage ?? [];
+  if (coverage.length === 0) return '';
+  const lines: string[] = [];
+  for (const c of coverage.filter((x) => x.unit === 'windows')) {
+    const target = c.task === 'ppl' ? r.settings.target : r.settings.decodeTarget;
+    const room =
+      c.planned < r.settings.windows ? ` (the text has room for ${c.planned} of the ${r.settings.windows} asked)` : '';
+    lines.push(`- ${c.task} (C=${r.settings.context}, T=${target}): ${c.done} of ${c.planned} windows${room}`);
+  }
+  for (const task of r.settings.tasks.filter(isRetrievalTask)) {
+    const cells = coverage.filter((x) => x.task === task);
+    if (cells.length === 0) continue;
+    if (cells.every((x) => x.done === x.planned)) {
+      lines.push(
+        `- ${task}: ${cells[0].planned} of ${cells[0].planned} cases in each of the ${cells.length} length × depth cells`,
+      );
+    } else {
+      for (const x of cells)
+        lines.push(`- ${task} ${x.contextTokens} tok, depth ${x.depth}: ${x.done} of ${x.planned} cases`);
+    }
+  }
+  const what = r.interrupted ? 'Measured before the interrupt' : 'Measured';
+  return `${what} (every config on the same windows and cases; the tables cover only these):\n\n${lines.join('\n')}\n\n`;
 }
 
 function accuracy(rows: RetrievalResult[]): number | null {
@@ -914,6 +987,12 @@ function methodNote(r: EvalResults): string {
   return lines.length > 0 ? `${lines.join('\n')}\n\n` : '';
 }
 
+/** The report: model, what was measured (after Ctrl-C: how much of each cell), how to read it, then the tables. */
+export function evalMarkdown(r: EvalResults, tables: Table[] = evalTables(r)): string {
+  const header = `# semanticache eval\n\nmodel: ${r.model}${r.interrupted ? ' — **interrupted, partial results**' : ''}\n\n${coverageMarkdown(r)}${methodNote(r)}`;
+  return header + tables.map((t) => toMarkdown(t)).join('\n');
+}
+
 export async function evalCommand(ctx: CliContext, argv: string[]): Promise<number> {
   const { values } = parseCommand(evalSpec, argv);
   if (values.help) {
@@ -937,8 +1016,7 @@ export async function evalCommand(ctx: CliContext, argv: string[]): Promise<numb
     });
     progress?.finish(results.interrupted ? 'eval interrupted: reporting what was measured' : undefined);
     const tables = evalTables(results);
-    const header = `# semanticache eval\n\nmodel: ${results.model}${results.interrupted ? ' — **interrupted, partial results**' : ''}\n\n${methodNote(results)}`;
-    const markdown = header + tables.map((t) => toMarkdown(t)).join('\n');
+    const markdown = evalMarkdown(results, tables);
     const json = { ...results, tables: tables.map((t) => ({ title: t.title, rows: toRecords(t) })) };
     const written = writeReport(outDir, 'eval', { markdown, json, charts: evalCharts(results) });
     if (values.json) ctx.stdout.write(`${JSON.stringify({ ...json, files: written.files, notes: written.notes })}\n`);

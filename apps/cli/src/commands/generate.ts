@@ -102,18 +102,23 @@ export async function generateCommand(ctx: CliContext, argv: string[]): Promise<
       const t0 = performance.now();
       await session.prefill(ids, { signal: ctx.signal });
       const t1 = performance.now();
-      const map = await session.compress();
+      // Ctrl-C stops the prefill between blocks: report what was really fed, and leave that partial cache as it is
+      const prefilled = session.stats().tokens;
+      const interruptedInPrefill = ctx.signal.aborted;
+      const map = interruptedInPrefill ? undefined : await session.compress();
       const t2 = performance.now();
       const above = aboveBudgetNote(map, engine.numLayers * engine.numKvHeads);
       if (above) note(ctx, quiet, above);
       let text = '';
       const tokens: number[] = [];
       let firstAt = 0;
-      for await (const tok of session.generate([], sampling, { signal: ctx.signal })) {
-        if (tokens.length === 0) firstAt = performance.now();
-        tokens.push(tok.tokenId);
-        text += tok.text;
-        if (!values.json) ctx.stdout.write(tok.text);
+      if (!interruptedInPrefill) {
+        for await (const tok of session.generate([], sampling, { signal: ctx.signal })) {
+          if (tokens.length === 0) firstAt = performance.now();
+          tokens.push(tok.tokenId);
+          text += tok.text;
+          if (!values.json) ctx.stdout.write(tok.text);
+        }
       }
       const t3 = performance.now();
       const stats = session.stats();
@@ -124,27 +129,38 @@ export async function generateCommand(ctx: CliContext, argv: string[]): Promise<
         model: engine.label,
         policy,
         budget,
+        /** the prompt's tokens */
         promptTokens: ids.length,
+        /** the prompt's tokens actually fed: fewer when Ctrl-C stopped the prefill */
+        prefilledTokens: prefilled,
         completionTokens: tokens.length,
         text,
         tokenIds: tokens,
         interrupted,
+        /** where Ctrl-C stopped the command; null when it ran to the end */
+        interruptedDuring: interruptedInPrefill ? 'prefill' : interrupted ? 'generation' : null,
+        /** whether the cache was compressed: never for 'full', nor after an interrupted prefill */
+        compressed: map !== undefined,
         cache: statsForJson(stats),
         timings: {
           prefillMs: t1 - t0,
           compressMs: t2 - t1,
-          prefillTokensPerSecond: ids.length / ((t1 - t0) / 1000),
+          prefillTokensPerSecond: prefilled / ((t1 - t0) / 1000),
           decodeTokensPerSecond: tokens.length > 1 ? (tokens.length - 1) / decodeSeconds : null,
         },
       };
       if (values.json) {
         ctx.stdout.write(`${JSON.stringify(result)}\n`);
       } else {
+        const cache = `cache ${stats.entries}/${stats.fullEntries} entries, ${formatBytes(stats.bytes)} of ${formatBytes(stats.fullBytes)}`;
+        const prefill = `prefill ${result.timings.prefillTokensPerSecond.toFixed(0)} tok/s`;
         ctx.stdout.write('\n');
         note(
           ctx,
           quiet,
-          `[${budgetLabel(policy, budget)}] ${ids.length} prompt + ${tokens.length} generated tokens; cache ${stats.entries}/${stats.fullEntries} entries, ${formatBytes(stats.bytes)} of ${formatBytes(stats.fullBytes)}; prefill ${result.timings.prefillTokensPerSecond.toFixed(0)} tok/s, decode ${result.timings.decodeTokensPerSecond?.toFixed(1) ?? '—'} tok/s${interrupted ? ' (interrupted)' : ''}`,
+          interruptedInPrefill
+            ? `[${budgetLabel(policy, budget)}] interrupted during prefill: fed ${prefilled} of ${ids.length} prompt tokens, generated nothing; compression skipped (interrupted); ${cache}; ${prefill}`
+            : `[${budgetLabel(policy, budget)}] ${ids.length} prompt + ${tokens.length} generated tokens; ${cache}; ${prefill}, decode ${result.timings.decodeTokensPerSecond?.toFixed(1) ?? '—'} tok/s${interrupted ? ' (interrupted)' : ''}`,
         );
       }
       return interrupted ? EXIT_INTERRUPTED : EXIT_OK;
