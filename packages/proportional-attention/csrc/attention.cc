@@ -140,6 +140,9 @@ void runDecode(const Problem& p, const KernelTable& table, ThreadPool* pool, int
   });
 
   // Merge the chunks of every query head: M = max m_c, L = Σ l_c e^{m_c − M}, o = Σ acc_c e^{m_c − M} / L.
+  // A chunk's max is NaN once it met a NaN logit, and M keeps it (std::max would drop it): the row is NaN. All
+  // chunks at −∞ (fully masked): zeros. A fully masked chunk of a live row still adds acc_c · 0, which is NaN when its
+  // value rows hold a NaN, as a weight-0 entry inside a chunk does.
   std::vector<float> finalMax(p.numHeads), finalSum(p.numHeads);
   for (int g = 0; g < p.numKvHeads; ++g) {
     for (int i = 0; i < G; ++i) {
@@ -149,7 +152,8 @@ void runDecode(const Problem& p, const KernelTable& table, ThreadPool* pool, int
       for (int64_t t = headFirstTask[g]; t < headFirstTask[g + 1]; ++t) {
         const DecodeTask& task = tasks[t];
         if (i < task.firstQuery || i >= task.firstQuery + task.queryCount) continue;
-        M = std::max(M, states[task.stateOffset + (i - task.firstQuery)]);
+        const float m = states[task.stateOffset + (i - task.firstQuery)];
+        if (m > M || std::isnan(m)) M = m;
       }
       std::fill(o, o + d, 0.0f);
       float L = 0.0f;
@@ -159,9 +163,7 @@ void runDecode(const Problem& p, const KernelTable& table, ThreadPool* pool, int
           if (i < task.firstQuery || i >= task.firstQuery + task.queryCount) continue;
           const int r = i - task.firstQuery;
           const float* base = states.data() + task.stateOffset;
-          const float m = base[r];
-          if (m == -INFINITY) continue;
-          const float w = std::exp(m - M);
+          const float w = std::exp(base[r] - M);  // 0 for a fully masked chunk (m = −∞); NaN when M is NaN
           L += base[task.queryCount + r] * w;
           const float* acc = base + 2 * task.queryCount + static_cast<int64_t>(r) * d;
           for (int k = 0; k < d; ++k) o[k] += acc[k] * w;
@@ -255,8 +257,12 @@ void runPrefill(const Problem& p, const KernelTable& table, ThreadPool* pool, in
     for (int r = 0; r < count; ++r) {
       float* o = p.out + index[r] * d;
       const float* a = acc + static_cast<int64_t>(r) * d;
-      const float inv = runSum[r] > 0.0f ? 1.0f / runSum[r] : 0.0f;
-      for (int k = 0; k < d; ++k) o[k] = a[k] * inv;
+      if (runMax[r] == -INFINITY) {
+        std::fill(o, o + d, 0.0f);  // fully masked (every logit −∞): zeros, whatever 0 × value the accumulator holds
+      } else {
+        const float inv = 1.0f / runSum[r];  // NaN for a NaN row
+        for (int k = 0; k < d; ++k) o[k] = a[k] * inv;
+      }
       if (p.mass != nullptr) {
         finalMax[index[r]] = runMax[r];
         finalSum[index[r]] = runSum[r];

@@ -23,6 +23,9 @@ static inline float halfToFloatScalar(uint16_t h) {
 
 static inline float maxf(float a, float b) { return a > b ? a : b; }
 
+// Max that keeps a NaN from either side (maxf keeps only b's): a running max that has seen a NaN stays NaN.
+static inline float maxKeepNaN(float a, float b) { return a > b || a != a ? a : b; }
+
 #ifdef PA_AVX2
 
 static inline __m256 exp256(__m256 x) {
@@ -595,7 +598,10 @@ static void processTiles(const Problem& p, int kvHead, int64_t keyBegin, int64_t
     const Element* values = Rows::tile(h.values, j0, nt, d, s.valueTile);
     const float* bias = h.logSizes + j0;
     // Online softmax: scores → probabilities against the running max, rescaling earlier sums when it moves.
-    int readyCount = 0;
+    // IEEE all the way, like the reference: while every logit so far is −∞ (masked) the weights are exp(−∞) = 0 and
+    // the value rows still go through P·V (0 × NaN is NaN); a NaN logit (which maxOf may drop) or ∞ − ∞ makes the
+    // tile's sum NaN, and then the running max is set to NaN for good, so the row ends NaN and never counts as
+    // fully masked (runMax still −∞ at the end). No per-element test: a select or two per query and tile.
     for (int a = 0; a < activeCount; ++a) {
       const int r = active[a];
       const int nv = visibleInTile(qs.keyLimit[r], j0, nt);
@@ -604,21 +610,19 @@ static void processTiles(const Problem& p, int kvHead, int64_t keyBegin, int64_t
       if (qs.logits != nullptr) memcpy(qs.logits + r * qs.logitStride + j0, sc, sizeof(float) * nv);
       const float tileMax = maxOf(sc, nv);
       const float oldMax = qs.runMax[r];
-      const float newMax = maxf(oldMax, tileMax);
-      if (newMax == -INFINITY) continue;  // every key so far is masked by a -inf log-size
-      const float tileSum = expShiftSum(sc, nv, newMax);
+      const float newMax = maxKeepNaN(oldMax, tileMax);
+      const float tileSum = expShiftSum(sc, nv, newMax == -INFINITY ? 0.0f : newMax);
       if (oldMax != newMax) {
         const float alpha = oldMax == -INFINITY ? 0.0f : expf(oldMax - newMax);
         qs.runSum[r] *= alpha;
         scaleRow(qs.acc + static_cast<int64_t>(r) * d, alpha, d);
       }
       qs.runSum[r] += tileSum;
-      qs.runMax[r] = newMax;
-      active[readyCount++] = r;
+      qs.runMax[r] = tileSum == tileSum ? newMax : NAN;
     }
     // acc += P·V, two queries per pass over the value tile.
     int a = 0;
-    for (; a + 2 <= readyCount; a += 2) {
+    for (; a + 2 <= activeCount; a += 2) {
       int r0 = active[a], r1 = active[a + 1];
       int n0 = visibleInTile(qs.keyLimit[r0], j0, nt), n1 = visibleInTile(qs.keyLimit[r1], j0, nt);
       if (n0 > n1) {
@@ -636,7 +640,7 @@ static void processTiles(const Problem& p, int kvHead, int64_t keyBegin, int64_t
       accumulateRows2(acc0, acc1, p0, p1, values, n0, d);
       if (n1 > n0) accumulateRows(acc1, p1 + n0, values + static_cast<int64_t>(n0) * d, n1 - n0, d);
     }
-    if (a < readyCount) {
+    if (a < activeCount) {
       const int r = active[a];
       accumulateRows(qs.acc + static_cast<int64_t>(r) * d, s.scores + r * kTile, values,
                      visibleInTile(qs.keyLimit[r], j0, nt), d);
@@ -662,7 +666,7 @@ static void accumulateMassImpl(const Problem& p, int kvHead, int64_t keyBegin, i
     const int nt = static_cast<int>(keyEnd - j0 < kTile ? keyEnd - j0 : kTile);
     int activeCount = 0;
     for (int r = 0; r < count; ++r)
-      if (keyLimit[r] > j0 && finalSum[r] > 0.0f) active[activeCount++] = r;
+      if (keyLimit[r] > j0 && finalMax[r] != -INFINITY) active[activeCount++] = r;  // NaN rows give NaN masses
     if (activeCount == 0) continue;
     const float* keys = tileRows(h.keys, p.dtype, j0, nt, d, s.keyTile);
     tileDots(queries, active, activeCount, keys, nt, d, s.scores);
@@ -688,7 +692,7 @@ static void massFromLogitsImpl(const float* logits, int64_t stride, int count, c
     float* m = mass + j0;
     for (int j = 0; j < nt; ++j) m[j] = 0.0f;
     for (int r = 0; r < count; ++r) {
-      if (!(finalSum[r] > 0.0f)) continue;
+      if (finalMax[r] == -INFINITY) continue;  // fully masked: no mass; a NaN row gives NaN masses
       memcpy(buffer, logits + r * stride + j0, sizeof(float) * nt);
       expShiftSum(buffer, nt, finalMax[r]);
       const float inv = 1.0f / finalSum[r];

@@ -77,8 +77,10 @@ function readRow(array: Float32Array | Uint16Array, offset: number, d: number): 
 
 /**
  * out[t, i, :] = Σ_j softmax_j(q[t,i]·k_j·scale + logSizes_j) v_j over the keys query t sees: [0, n_g − m + t] of KV
- * head g = ⌊i / (H/Hkv)⌋. Masses (if given) are overwritten for j < n_g. A query that sees no key with a finite
- * logit gets zeros.
+ * head g = ⌊i / (H/Hkv)⌋. Masses (if given) are overwritten for j < n_g. IEEE arithmetic throughout, like the
+ * kernels: a NaN logit (NaN in q, in a key or logSize the query sees, masked entries included, or ∞ − ∞) makes the
+ * query's row and masses NaN; a NaN in a value element makes that output element NaN (0 × NaN included). A query
+ * whose logits are all −∞ (everything it sees masked) gets zeros and no mass.
  */
 export function referenceAttention(args: ReferenceArgs): Float32Array {
   const { q, heads, numHeads: H, headDim: d } = args;
@@ -106,7 +108,9 @@ export function referenceAttention(args: ReferenceArgs): Float32Array {
           let dot = 0;
           for (let k = 0; k < d; k++) dot += q[qOffset + k] * keys[j][k];
           logits[j] = dot * scale + head.logSizes[j];
-          if (logits[j] > max) max = logits[j];
+          // A NaN logit sticks in the max (NaN > x is false, so a plain max would drop it): every probability is
+          // then NaN. Only a query whose logits are all −∞ keeps max = −∞.
+          if (logits[j] > max || Number.isNaN(logits[j])) max = logits[j];
         }
         if (max === Number.NEGATIVE_INFINITY) continue;
         let sum = 0;
