@@ -1,4 +1,9 @@
-import { defineConfig } from 'tsup';
+import { defineConfig, type Options } from 'tsup';
+
+// maps for stack traces (node --enable-source-maps) without a copy of the sources: a third of the size
+const noSourcesContent: Options['esbuildOptions'] = (options) => {
+  options.sourcesContent = false;
+};
 
 export default defineConfig([
   {
@@ -8,6 +13,7 @@ export default defineConfig([
     // keep the command's bundle, built by the second config in parallel
     clean: ['!cli.js', '!cli.js.map'],
     sourcemap: true,
+    esbuildOptions: noSourcesContent,
     target: 'node20',
     shims: true,
   },
@@ -17,6 +23,7 @@ export default defineConfig([
     banner: { js: '#!/usr/bin/env node' },
     clean: false,
     sourcemap: true,
+    esbuildOptions: noSourcesContent,
     target: 'node20',
   },
 ]);

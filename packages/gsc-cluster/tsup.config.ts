@@ -5,6 +5,10 @@ export default defineConfig({
   format: ['esm', 'cjs'],
   dts: true,
   clean: true,
+  // maps for stack traces (node --enable-source-maps) without a copy of the sources: a third of the size
   sourcemap: true,
+  esbuildOptions(options) {
+    options.sourcesContent = false;
+  },
   target: 'node20',
 });

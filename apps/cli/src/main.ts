@@ -6,8 +6,10 @@ import { generateCommand, generateSpec } from './commands/generate';
 import { inspectCommand, inspectSpec } from './commands/inspect';
 import type { CliContext } from './context';
 import { EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError } from './errors';
+import { readVersion } from './version';
 
-export const VERSION = '0.1.0';
+/** This package's version, from its package.json. */
+export const VERSION: string = readVersion();
 
 interface Command {
   spec: CommandSpec;

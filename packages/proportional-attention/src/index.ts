@@ -6,6 +6,7 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { loadNativeAddon } from './load-addon.js';
 import type { DecodeArgs, HeadCache, PrefillArgs } from './types.js';
 
 export {
@@ -49,21 +50,10 @@ interface NativeAddon {
   bandwidthProbe(megabytes: number, repeats: number): { readGBps: number; copyGBps: number; threads: number };
 }
 
-// The package root holds binding.gyp and build/; this file sits one level below it in both src/ and dist/.
+// The package root holds binding.gyp, build/ and prebuilds/; this file sits one level below it in src/ and dist/.
 const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const requireFromHere = createRequire(import.meta.url);
-function loadAddon(): NativeAddon {
-  try {
-    return requireFromHere('node-gyp-build')(packageRoot);
-  } catch (cause) {
-    throw new Error(
-      'proportional-attention: the native addon is not built or does not load here; build it with ' +
-        '`pnpm --filter @semanticache/proportional-attention run rebuild` (needs a C++17 compiler and Python)',
-      { cause },
-    );
-  }
-}
-const native = loadAddon();
+const native = loadNativeAddon<NativeAddon>(packageRoot, requireFromHere('node-gyp-build'), requireFromHere);
 
 const MAX_INDEX = 2 ** 31 - 1;
 

@@ -3,11 +3,9 @@
 // initializer is constant-folded back to fp32 at load (same speed and memory as converting at load); keeping the
 // weights fp16 in memory needs optimizations off, so that is what the fp16 variant measures.
 //   pnpm exec tsx bench/weights-dtype.ts
-import onnxProto from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
 import { GraphBuilder, valueInfo } from '../src/onnx-builder.js';
 
-const { onnx } = onnxProto;
 const FLOAT16 = 10;
 
 function toHalfBits(x: Float32Array): Uint16Array {
@@ -34,15 +32,7 @@ function graph(half: boolean): Uint8Array {
     const w = Float32Array.from({ length: rows * cols }, () => (Math.random() - 0.5) * 0.1);
     if (!half) return g.floatInit(name, [rows, cols], w);
     const bits = toHalfBits(w);
-    g.initializers.push(
-      onnx.TensorProto.create({
-        name: `${name}_f16`,
-        dataType: FLOAT16,
-        dims: [rows, cols],
-        rawData: new Uint8Array(bits.buffer),
-      }),
-    );
-    return g.op('Cast', [`${name}_f16`], { to: 1 });
+    return g.op('Cast', [g.rawInit(`${name}_f16`, FLOAT16, [rows, cols], new Uint8Array(bits.buffer))], { to: 1 });
   };
   const gu = g.op('Gemm', ['x', weight(...shapes[0])], { transB: 1 });
   const first = g.fresh('a');
