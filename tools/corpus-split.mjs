@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Splits the held-out corpus (../shared/corpus/val.txt.xz, 36 books the demo models never trained on) by whole
+// Splits the held-out corpus (fixtures/corpus/val.txt.xz, 36 books the demo models never trained on) by whole
 // books into a dev set (tune here) and a test set (report here), as written down in docs/results/corpus-split.json.
 // Usage: node tools/corpus-split.mjs [path/to/val.txt.xz] [out-dir]   (default out-dir: eval-data/)
 import { spawnSync } from 'node:child_process';
@@ -8,7 +8,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const source = process.argv[2] ?? resolve(root, '../shared/corpus/val.txt.xz');
+const source = process.argv[2] ?? join(root, 'fixtures/corpus/val.txt.xz');
 const outDir = process.argv[3] ?? join(root, 'eval-data');
 const split = JSON.parse(readFileSync(join(root, 'docs/results/corpus-split.json'), 'utf8'));
 

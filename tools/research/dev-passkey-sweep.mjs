@@ -15,8 +15,7 @@ const variants = JSON.parse(process.argv[5]);
 const agnostic = process.env.AGNOSTIC === '1';
 const text = readFileSync(new URL('../../eval-data/dev.txt', import.meta.url), 'utf8');
 const model = await loadModel(
-  process.env.RETRIEVAL_MODEL ??
-    new URL('../../../shared/models/semanticache-demo-retrieval', import.meta.url).pathname,
+  process.env.RETRIEVAL_MODEL ?? new URL('../../packages/model-demo-retrieval/weights', import.meta.url).pathname,
   { intraOpThreads: 1 },
 );
 const tok = model.tokenizer;

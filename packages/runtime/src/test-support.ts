@@ -8,6 +8,7 @@ export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)
 export const parityDir = (name: string) => path.join(repoRoot, 'fixtures', 'parity', name);
 export const storiesDir = path.join(repoRoot, 'fixtures', 'stories260K');
 export const demoDir = path.join(repoRoot, 'packages', 'model-demo', 'weights');
+export const retrievalDir = path.join(repoRoot, 'packages', 'model-demo-retrieval', 'weights');
 export const PARITY_MODELS = ['llama-mha-tied', 'llama-gqa', 'llama3-rope-scaling', 'qwen2-qkv-bias', 'mistral-gqa'];
 
 export function readJson<T>(file: string): T {

@@ -1,0 +1,14 @@
+import { readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { requireRetrievalModelDir, retrievalModelDir } from './index';
+
+describe('model-demo-retrieval', () => {
+  it('ships every shard named by the safetensors index', () => {
+    expect(requireRetrievalModelDir()).toBe(retrievalModelDir);
+    const index = JSON.parse(readFileSync(path.join(retrievalModelDir, 'model.safetensors.index.json'), 'utf8'));
+    const shards = new Set<string>(Object.values(index.weight_map));
+    expect(shards.size).toBe(3);
+    for (const shard of shards) expect(statSync(path.join(retrievalModelDir, shard)).size).toBeGreaterThan(1_000_000);
+  });
+});
