@@ -4,7 +4,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh || exit 1
 source tools/env.sh
-find packages apps -name .vitest-result.json -not -path '*/node_modules/*' -delete
+find packages apps examples -name .vitest-result.json -not -path '*/node_modules/*' -delete
 pnpm test
 status=$?
 node tools/test-summary.mjs || status=1
