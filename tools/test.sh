@@ -7,5 +7,7 @@ source tools/env.sh
 find packages apps examples -name .vitest-result.json -not -path '*/node_modules/*' -delete
 pnpm test
 status=$?
+# pack every publishable package, install each alone from its tarball and use it (docs/packaging.md)
+node tools/pack-check.mjs --report packages/.pack-check/.vitest-result.json || status=1
 node tools/test-summary.mjs || status=1
 exit $status
