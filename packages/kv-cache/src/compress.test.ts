@@ -351,19 +351,26 @@ describe('compress: policy behaviour', () => {
   });
 
   it('semanticache passes seed order, comparison, position mode and core weights through', () => {
-    const { cache, tokenIds } = syntheticCache({ tokens: 300, dtype: 'float16' });
-    const windowImportance = randomImportance(cache, 3);
-    compress(cache, 'semanticache', {
-      tokenIds,
-      delimiters,
-      budget: { ratio: 0.6 },
-      preset: 'paper',
+    const knobs = {
       seedOrder: 'importance',
       compareTo: 'centroid',
       positionMode: 'first',
       coreWeights: 'importance',
-      windowImportance,
-    });
+    } as const;
+    const run = (options: Partial<typeof knobs>) => {
+      const { cache, tokenIds } = syntheticCache({ tokens: 300, dtype: 'float16' });
+      const windowImportance = randomImportance(cache, 3);
+      compress(cache, 'semanticache', {
+        tokenIds,
+        delimiters,
+        budget: { ratio: 0.6 },
+        preset: 'paper',
+        windowImportance,
+        ...options,
+      });
+      return cache;
+    };
+    const cache = run(knobs);
     for (let l = 0; l < 2; l++) {
       for (let h = 0; h < 2; h++) {
         const { positions, origins, length } = cache.head(l, h);
@@ -372,6 +379,12 @@ describe('compress: policy behaviour', () => {
         // 'first': a core sits at its earliest member's position, which is its origin here
         for (let i = 0; i < length; i++) expect(positions[i]).toBe(origins[i]);
       }
+    }
+    // each knob reaches the policy: with it left out (its default) the cache comes out different
+    const bytes = cache.snapshot();
+    for (const knob of Object.keys(knobs) as (keyof typeof knobs)[]) {
+      const { [knob]: _, ...rest } = knobs;
+      expect(run(rest).snapshot(), `${knob} left out`).not.toEqual(bytes);
     }
   });
 

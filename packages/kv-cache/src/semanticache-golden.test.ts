@@ -52,19 +52,31 @@ const CASES: [string, KVDtype, Extra[], number | undefined, string][] = [
     9,
     '8184334a98ea5ded',
   ],
+  ['fp32, few cores', 'float32', [{ budget: { maxEntries: 80 } }], undefined, '575a270be3ad8474'],
   [
-    'fp32, centroid, few cores',
+    // a fixed τ where the comparison matters (163 cores against 271 with 'seed'; at 80 entries a budget's τ search
+    // lands on the same cores whatever it compares with)
+    'fp32, centroid, τ = 0.8',
     'float32',
-    [{ budget: { maxEntries: 80 }, compareTo: 'centroid' }],
+    [{ threshold: 0.8, compareTo: 'centroid' }],
     undefined,
-    '575a270be3ad8474',
+    '18ca3675db1c7179',
   ],
 ];
+
+/** Knobs a case may set that must change its output (a case that sets one pins it). */
+const PINNED_KNOBS = ['seedOrder', 'compareTo', 'positionMode', 'coreWeights'] as const;
 
 describe('semanticache output is pinned', () => {
   for (const [name, dtype, passes, importanceSeed, expected] of CASES) {
     it(name, () => {
       expect(digest(dtype, passes, importanceSeed)).toBe(expected);
+      // each knob the case sets is pinned too: left out (its default), the bytes differ
+      for (const knob of PINNED_KNOBS) {
+        if (!passes.some((pass) => pass[knob] !== undefined)) continue;
+        const without = passes.map(({ [knob]: _, ...rest }) => rest);
+        expect(digest(dtype, without, importanceSeed), `${knob} left out`).not.toBe(expected);
+      }
     });
   }
 });
