@@ -10,9 +10,9 @@ export {
   type FinishReason,
   type GenerateEvent,
   type GenerateOptions,
-  SESSION_SNAPSHOT_VERSION,
   Session,
   type SessionOptions,
 } from './session.js';
+export { SESSION_SNAPSHOT_VERSION } from './session-snapshot.js';
 export { HfTextTokenizer, Llama2cTokenizer, StreamDecoder, type TextTokenizer } from './tokenizer.js';
 export { WorkerModel, WorkerSession } from './worker-model.js';

@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { DisposedError, SessionBusyError } from './errors.js';
 import { loadModel, type Model } from './model.js';
 import type { CachePolicy } from './policy.js';
-import { type GenerateOptions, SESSION_SNAPSHOT_VERSION, Session } from './session.js';
+import { type GenerateOptions, Session } from './session.js';
+import { SESSION_SNAPSHOT_VERSION } from './session-snapshot.js';
 import { demoDir, maxAbsDiff, repoRoot, storiesDir } from './test-support.js';
 
 const corpus = readFileSync(path.join(repoRoot, 'packages', 'runtime', 'bench', 'corpus.txt'), 'utf8');
