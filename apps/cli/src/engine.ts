@@ -1,12 +1,12 @@
 import type { DelimiterSet } from '@semanticache/chunker';
+import type { PolicyName } from '@semanticache/kv-cache';
 
 /**
  * What the commands need from a loaded model. The runtime adapter (runtime-engine.ts) implements it; keeping the
  * commands behind this narrow interface keeps them independent of the runtime's wider API.
  */
 
-export const POLICIES = ['semanticache', 'streaming-llm', 'snapkv', 'h2o', 'chunkkv', 'merge-values', 'full'] as const;
-export type PolicyName = (typeof POLICIES)[number];
+export { POLICIES, type PolicyName } from '@semanticache/kv-cache';
 
 /** `ratio`: fraction of entries removed; `maxEntries`: entries kept per head. */
 export type Budget = { ratio: number } | { maxEntries: number };

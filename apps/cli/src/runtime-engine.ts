@@ -1,4 +1,5 @@
 import type { DelimiterSet } from '@semanticache/chunker';
+import { policyUsesBudget } from '@semanticache/kv-cache';
 import type {
   Budget,
   CacheStats,
@@ -30,8 +31,7 @@ function sessionOptions(
 ): RuntimeSessionOptions {
   const options: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(knobs)) if (v !== undefined) options[k] = v;
-  // a fixed τ replaces the budget
-  const withBudget = policy !== 'full' && knobs.threshold === undefined;
+  const withBudget = policyUsesBudget(policy, options);
   return {
     policy: { name: policy, ...(withBudget ? { budget } : {}), options } as RuntimeSessionOptions['policy'],
     compressTrigger: 'manual',

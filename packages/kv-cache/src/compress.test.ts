@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { checkPolicyOptions, compress, POLICIES, type PolicyName, remapImportance } from './compress.js';
+import { checkPolicyOptions, compress, remapImportance } from './compress.js';
 import { MissingImportanceError } from './errors.js';
 import type { Budget } from './plan.js';
-import type { KVCache } from './store.js';
+import { POLICIES, type PolicyName } from './registry.js';
+import { KVCache } from './store.js';
 import { copyHeads, delimiters, randomImportance, syntheticCache } from './test-support.js';
 import { needsCompression, triggerBudget } from './triggers.js';
 
@@ -106,6 +107,8 @@ describe('compress: budgets and protection', () => {
             }
           }
           for (const heads of result.remap) for (const map of heads) expect(map.length).toBe(403);
+          // what a policy leaves behind is a cache like any other: it survives a snapshot round trip bit for bit
+          expect(copyHeads(KVCache.restore(cache.snapshot()))).toEqual(copyHeads(cache));
         });
       }
     }

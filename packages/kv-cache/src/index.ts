@@ -2,11 +2,9 @@ export {
   type CompressionResult,
   checkPolicyOptions,
   compress,
-  POLICIES,
-  type PolicyName,
-  type PolicyOptions,
+  policyNeeds,
+  policyUsesBudget,
   remapImportance,
-  type SemanticacheOptions,
 } from './compress.js';
 export { MissingImportanceError, SnapshotError, type SnapshotErrorReason } from './errors.js';
 export {
@@ -23,7 +21,10 @@ export {
   type ProtectionOptions,
   targetEntries,
 } from './plan.js';
-export { DEFAULT_CHUNK_LENGTH, DEFAULT_POOL_KERNEL, DEFAULT_POOLING, type Pooling } from './policies/eviction.js';
+export { DEFAULT_CHUNK_LENGTH } from './policies/chunkkv.js';
+export type { ImportanceNeeds, PolicyDefinition } from './policies/policy.js';
+export { DEFAULT_POOL_KERNEL, DEFAULT_POOLING, type Pooling } from './policies/pooling.js';
+export type { SemanticacheOptions } from './policies/semanticache.js';
 export {
   resolveSemanticacheKnobs,
   SEMANTICACHE_PRESET_KNOBS,
@@ -31,6 +32,7 @@ export {
   type SemanticacheKnobs,
   type SemanticachePreset,
 } from './policies/semanticache-presets.js';
+export { POLICIES, type PolicyName, type PolicyOptions } from './registry.js';
 export { crc32, SNAPSHOT_VERSION } from './snapshot.js';
 export {
   type CacheBytes,

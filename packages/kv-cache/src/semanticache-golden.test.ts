@@ -3,7 +3,8 @@
 // only for intended changes.
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { compress, type SemanticacheOptions } from './compress.js';
+import { compress } from './compress.js';
+import type { SemanticacheOptions } from './policies/semanticache.js';
 import type { KVDtype } from './store.js';
 import { delimiters, randomImportance, syntheticCache } from './test-support.js';
 

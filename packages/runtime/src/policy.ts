@@ -3,10 +3,12 @@ import {
   type Budget,
   checkPolicyOptions,
   type DecodeTrigger,
+  type ImportanceNeeds,
   POLICIES,
   type PolicyName,
   type PolicyOptions,
-  resolveSemanticacheKnobs,
+  policyNeeds,
+  policyUsesBudget,
 } from '@semanticache/kv-cache';
 
 const SUPPLIED_BY_RUNTIME = ['budget', 'tokenIds', 'delimiters', 'windowImportance', 'accumulatedImportance'] as const;
@@ -36,20 +38,13 @@ export type CachePolicy = {
 export type CompressTrigger = 'prefill' | 'manual' | DecodeTrigger;
 
 /** Which attention-mass tables a policy reads. */
-export function importanceNeeds(policy: CachePolicy): { window: boolean; accumulated: boolean } {
-  const window =
-    policy.name === 'snapkv' ||
-    policy.name === 'merge-values' ||
-    policy.name === 'chunkkv' ||
-    (policy.name === 'semanticache' && semanticacheReadsWindow((policy.options ?? {}) as Record<string, unknown>));
-  return { window, accumulated: policy.name === 'h2o' };
+export function importanceNeeds(policy: CachePolicy): ImportanceNeeds {
+  return policyNeeds(policy.name, (policy.options ?? {}) as never);
 }
 
-/** Whether semanticache with these options reads observation-window mass (its preset's settings, then overrides). */
-function semanticacheReadsWindow(options: Record<string, unknown>): boolean {
-  const knobs = resolveSemanticacheKnobs(options);
-  if (knobs === undefined) return false; // compress rejects the unknown preset with its name
-  return knobs.seeds === 'importance' || options.seedOrder === 'importance' || knobs.coreWeights === 'importance';
+/** Whether the policy's budget applies (not for full, nor for semanticache with a fixed τ, which replaces it). */
+export function usesBudget(policy: CachePolicy): boolean {
+  return policyUsesBudget(policy.name, (policy.options ?? {}) as never);
 }
 
 export function checkPolicy(policy: unknown, name = 'policy'): CachePolicy {

@@ -10,7 +10,14 @@ import {
 } from '@semanticache/kv-cache';
 import { ContextOverflowError, DisposedError, SessionBusyError } from './errors.js';
 import type { Model } from './model.js';
-import { type CachePolicy, type CompressTrigger, checkPolicy, checkTrigger, importanceNeeds } from './policy.js';
+import {
+  type CachePolicy,
+  type CompressTrigger,
+  checkPolicy,
+  checkTrigger,
+  importanceNeeds,
+  usesBudget,
+} from './policy.js';
 import { logSoftmaxAt, Sampler } from './sampler.js';
 import { decodeSessionSnapshot, encodeSessionSnapshot, type SessionState } from './session-snapshot.js';
 import { StreamDecoder } from './tokenizer.js';
@@ -118,13 +125,7 @@ export class Session {
     }
     const policy = checkPolicy(options.policy ?? { name: 'full' });
     const compressTrigger = checkTrigger(options.compressTrigger ?? 'prefill');
-    const hasThreshold = (policy.options as { threshold?: number } | undefined)?.threshold !== undefined;
-    if (
-      compressTrigger === 'prefill' &&
-      policy.name !== 'full' &&
-      policy.budget === undefined &&
-      !(policy.name === 'semanticache' && hasThreshold)
-    ) {
+    if (compressTrigger === 'prefill' && usesBudget(policy) && policy.budget === undefined) {
       throw new RangeError(`policy.budget: policy '${policy.name}' compresses after prefill and needs a budget`);
     }
     const collectMass = options.collectMass ?? 'policy';
@@ -331,7 +332,7 @@ export class Session {
       );
       delete knobs.delimiterLevel;
     }
-    if (budget !== undefined && knobs.threshold === undefined) knobs.budget = budget;
+    if (budget !== undefined && usesBudget(policy)) knobs.budget = budget;
     // tables this policy does not read (a fork of a session that collected them) still follow the cache's entries
     if (needs.window || this.windowMass) this.windowMass = this.growMass(this.windowMass);
     if (needs.accumulated || this.accumulatedMass) this.accumulatedMass = this.growMass(this.accumulatedMass);

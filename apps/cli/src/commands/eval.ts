@@ -13,7 +13,7 @@ import {
 } from '../args';
 import { readTextFile, VAL_SLICE_PATH } from '../assets';
 import { type CliContext, note, progressFor } from '../context';
-import type { Budget, Engine, EngineSession, PolicyName } from '../engine';
+import { type Budget, type Engine, type EngineSession, POLICIES, type PolicyName } from '../engine';
 import { EXIT_INTERRUPTED, EXIT_OK, UsageError } from '../errors';
 import { encodeLong } from '../long-text';
 import { parsePolicySpec, policySpecNames, specKnobs, specName } from '../policy-spec';
@@ -43,7 +43,7 @@ const isPplTask = (t: EvalTask): t is PplTask => (PPL_TASKS as readonly string[]
 const isRetrievalTask = (t: EvalTask): t is RetrievalTaskName => !isPplTask(t);
 
 /** The policies of `--policies all`: every plain policy (presets are named explicitly). */
-const ALL_POLICIES = ['semanticache', 'streaming-llm', 'snapkv', 'h2o', 'chunkkv', 'merge-values', 'full'];
+const ALL_POLICIES: string[] = [...POLICIES];
 
 export const evalSpec: CommandSpec = {
   name: 'eval',

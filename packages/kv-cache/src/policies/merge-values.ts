@@ -1,9 +1,30 @@
-import type { HeadPlan, Importance } from '../plan.js';
+import { checkImportance, type HeadPlan, type Importance } from '../plan.js';
 import type { KVCache } from '../store.js';
-import { type Pooling, poolScores } from './eviction.js';
 import { HeadWriter, identityRemap, topIndices } from './head-writer.js';
 import { nearestTargets } from './nearest-key.js';
 import { nearestTargetsSimd } from './nearest-key-simd.js';
+import type { BudgetedOptions, PolicyDefinition } from './policy.js';
+import { checkPooling, POOLING_KEYS, type PooledScoreOptions, type Pooling, poolScores } from './pooling.js';
+
+export type MergeValuesOptions = BudgetedOptions & PooledScoreOptions & { windowImportance: Importance };
+
+/** SnapKV's eviction, with each evicted value folded into the most similar kept key's value (kvpress MergingPress). */
+export const mergeValuesPolicy: PolicyDefinition<
+  'merge-values',
+  MergeValuesOptions,
+  ReturnType<typeof checkPooling>
+> = {
+  name: 'merge-values',
+  knobs: POOLING_KEYS,
+  minKeepMiddle: 1,
+  usesBudget: () => true,
+  needs: () => ({ window: true, accumulated: false }),
+  check: (options) => checkPooling(options),
+  compressor(cache, options, { pooling, kernel }) {
+    const importance = checkImportance('windowImportance', options.windowImportance, cache, 'merge-values');
+    return (layer, plans) => mergeValues(cache, layer, plans, importance, pooling, kernel);
+  },
+};
 
 /**
  * Evicts by pooled observation-window mass like SnapKV, then folds each evicted VALUE into the kept compressible
@@ -13,7 +34,7 @@ import { nearestTargetsSimd } from './nearest-key-simd.js';
  * exact (every kept key is scored; ties go to the lowest index) and runs in a WebAssembly SIMD kernel where available,
  * bitwise equal to the scalar fallback.
  */
-export function mergeValues(
+function mergeValues(
   cache: KVCache,
   layer: number,
   plans: HeadPlan[],

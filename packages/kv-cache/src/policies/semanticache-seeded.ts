@@ -1,7 +1,7 @@
 import type { HeadPlan, Importance } from '../plan.js';
 import type { KVCache } from '../store.js';
-import { type Pooling, poolScores } from './eviction.js';
 import { HeadWriter, identityRemap, topIndices } from './head-writer.js';
+import { type Pooling, poolScores } from './pooling.js';
 import { nearestSeeds } from './seed-search.js';
 
 export interface SeededSettings {

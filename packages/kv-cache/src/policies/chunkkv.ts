@@ -1,63 +1,32 @@
-import type { HeadPlan, Importance } from '../plan.js';
+import { checkImportance, type HeadPlan, type Importance } from '../plan.js';
 import type { KVCache } from '../store.js';
 import { identityRemap, keepEntries, topIndices } from './head-writer.js';
+import { type BudgetedOptions, checkCount, type PolicyDefinition } from './policy.js';
 
-export type Pooling = 'max' | 'avg' | 'none';
-
-/** SnapKV-style smoothing of the observation-window mass: a token near a peak is kept with it. */
-export const DEFAULT_POOLING: Pooling = 'max';
-export const DEFAULT_POOL_KERNEL = 7;
 /** ChunkKV chunk length (the ChunkKV paper's setting; kvpress uses 20). */
 export const DEFAULT_CHUNK_LENGTH = 10;
 
-/** Pools scores over a centred window of `kernel` entries, clipped at the ends (avg divides by the entries seen). */
-export function poolScores(scores: Float32Array, pooling: Pooling, kernel: number): Float32Array {
-  const n = scores.length;
-  if (pooling === 'none' || kernel === 1) return scores;
-  const half = kernel >> 1;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    const from = Math.max(0, i - half);
-    const to = Math.min(n, i + half + 1);
-    let acc = pooling === 'max' ? Number.NEGATIVE_INFINITY : 0;
-    for (let j = from; j < to; j++) acc = pooling === 'max' ? Math.max(acc, scores[j]) : acc + scores[j];
-    out[i] = pooling === 'max' ? acc : acc / (to - from);
-  }
-  return out;
-}
+export type ChunkkvOptions = BudgetedOptions & { windowImportance: Importance; chunkLength?: number };
 
-/** Keeps the most recent compressible entries (StreamingLLM: sinks + a sliding window). */
-export function streamingLlm(cache: KVCache, layer: number, plans: HeadPlan[]): Int32Array[] {
-  return plans.map((plan, h) => {
-    if (plan.keepMiddle < 0) return identityRemap(plan.length);
-    const kept = new Int32Array(plan.keepMiddle);
-    for (let i = 0; i < kept.length; i++) kept[i] = plan.windowStart - plan.keepMiddle + i;
-    return keepEntries(cache, layer, h, plan, kept);
-  });
-}
-
-/** Per-head top-k of a score (pooled observation-window mass for SnapKV, accumulated mass for H2O). */
-export function scoreTopK(
-  cache: KVCache,
-  layer: number,
-  plans: HeadPlan[],
-  importance: Importance,
-  pooling: Pooling,
-  kernel: number,
-): Int32Array[] {
-  return plans.map((plan, h) => {
-    if (plan.keepMiddle < 0) return identityRemap(plan.length);
-    const scores = poolScores(importance[layer][h], pooling, kernel);
-    return keepEntries(cache, layer, h, plan, topIndices(scores, plan.sinkEnd, plan.windowStart, plan.keepMiddle));
-  });
-}
+export const chunkkv: PolicyDefinition<'chunkkv', ChunkkvOptions, number> = {
+  name: 'chunkkv',
+  knobs: ['chunkLength'],
+  minKeepMiddle: 0,
+  usesBudget: () => true,
+  needs: () => ({ window: true, accumulated: false }),
+  check: (options) => checkCount('chunkLength', options.chunkLength, DEFAULT_CHUNK_LENGTH),
+  compressor(cache, options, chunkLength) {
+    const importance = checkImportance('windowImportance', options.windowImportance, cache, 'chunkkv');
+    return (layer, plans) => chunkKv(cache, layer, plans, importance, chunkLength);
+  },
+};
 
 /**
  * ChunkKV: fixed-length chunks of the compressible span, scored by the mean over the chunk of the mass summed over
  * the layer's KV heads; the best chunks are kept for every head of the layer, and the last one chosen is trimmed to
  * its highest-mass entries so the budget is met exactly. Needs every head of the layer to hold the same raw tokens.
  */
-export function chunkKv(
+function chunkKv(
   cache: KVCache,
   layer: number,
   plans: HeadPlan[],
