@@ -1,6 +1,6 @@
 import type { ProtectionOptions } from './plan.js';
 import { type Budget, checkBudget, checkNonNegativeInteger, type Importance, planHeads } from './plan.js';
-import { type ImportanceNeeds, INPUT_KEYS, type PolicyDefinition } from './policies/policy.js';
+import { INPUT_KEYS, type PolicyDefinition, type PolicyNeeds } from './policies/policy.js';
 import { type PolicyName, type PolicyOptions, policyDefinition } from './registry.js';
 import type { KVCache } from './store.js';
 
@@ -55,8 +55,8 @@ export function checkPolicyOptions<P extends PolicyName>(policy: P, options: Par
   checkOptions(policy, options);
 }
 
-/** The attention statistics `policy` reads under `options`. */
-export function policyNeeds<P extends PolicyName>(policy: P, options: Partial<PolicyOptions[P]> = {}): ImportanceNeeds {
+/** What `policy` reads under `options` besides the cache (attention mass, token ids). */
+export function policyNeeds<P extends PolicyName>(policy: P, options: Partial<PolicyOptions[P]> = {}): PolicyNeeds {
   return policyDefinition(policy).needs(options);
 }
 

@@ -22,7 +22,7 @@ export {
   targetEntries,
 } from './plan.js';
 export { DEFAULT_CHUNK_LENGTH } from './policies/chunkkv.js';
-export type { ImportanceNeeds, PolicyDefinition } from './policies/policy.js';
+export type { PolicyDefinition, PolicyNeeds } from './policies/policy.js';
 export { DEFAULT_POOL_KERNEL, DEFAULT_POOLING, type Pooling } from './policies/pooling.js';
 export type { SemanticacheOptions } from './policies/semanticache.js';
 export {

@@ -3,9 +3,9 @@ import {
   type Budget,
   checkPolicyOptions,
   type DecodeTrigger,
-  type ImportanceNeeds,
   POLICIES,
   type PolicyName,
+  type PolicyNeeds,
   type PolicyOptions,
   policyNeeds,
   policyUsesBudget,
@@ -37,8 +37,8 @@ export type CachePolicy = {
  */
 export type CompressTrigger = 'prefill' | 'manual' | DecodeTrigger;
 
-/** Which attention-mass tables a policy reads. */
-export function importanceNeeds(policy: CachePolicy): ImportanceNeeds {
+/** What a policy reads besides the cache: attention-mass tables, token ids. */
+export function policyReads(policy: CachePolicy): PolicyNeeds {
   return policyNeeds(policy.name, (policy.options ?? {}) as never);
 }
 
@@ -77,7 +77,7 @@ export function checkPolicy(policy: unknown, name = 'policy'): CachePolicy {
       );
     }
   }
-  if (p.name !== 'semanticache' && (delimiterLevel !== undefined || delimiters !== undefined)) {
+  if (!policyNeeds(p.name).tokens && (delimiterLevel !== undefined || delimiters !== undefined)) {
     const key = delimiterLevel !== undefined ? 'delimiterLevel' : 'delimiters';
     throw new TypeError(`${name}.options.${key}: not an option of policy '${p.name}'`);
   }

@@ -5,6 +5,7 @@ import {
   type Importance,
   KVCache,
   needsCompression,
+  type PolicyNeeds,
   remapImportance,
   triggerBudget,
 } from '@semanticache/kv-cache';
@@ -15,7 +16,7 @@ import {
   type CompressTrigger,
   checkPolicy,
   checkTrigger,
-  importanceNeeds,
+  policyReads,
   usesBudget,
 } from './policy.js';
 import { logSoftmaxAt, Sampler } from './sampler.js';
@@ -102,7 +103,7 @@ export class Session {
   /** Attention mass per entry: of the last prefill's observation window (+ decode queries since), and of all queries. */
   private windowMass: Importance | undefined;
   private accumulatedMass: Importance | undefined;
-  private needs: { window: boolean; accumulated: boolean };
+  private needs: PolicyNeeds;
   private compressions = 0;
   private busy = false;
   /** What holds the session while busy: a call, or a generation (released when its iterator is collected). */
@@ -139,7 +140,8 @@ export class Session {
       compressTrigger,
       collectMass,
     };
-    this.needs = collectMass === 'all' ? { window: true, accumulated: true } : importanceNeeds(policy);
+    this.needs =
+      collectMass === 'all' ? { ...policyReads(policy), window: true, accumulated: true } : policyReads(policy);
     const c = model.config;
     this.cache =
       cache ?? new KVCache({ numLayers: c.numLayers, numKvHeads: c.numKvHeads, headDim: c.headDim, dtype: cacheDtype });
@@ -323,9 +325,9 @@ export class Session {
   }
 
   private compressNow(policy: CachePolicy, budget: CachePolicy['budget']): CompressionResult {
-    const needs = importanceNeeds(policy);
+    const needs = policyReads(policy);
     const knobs: Record<string, unknown> = { ...(policy.options ?? {}) };
-    if (policy.name === 'semanticache') {
+    if (needs.tokens) {
       knobs.tokenIds = this.fed;
       knobs.delimiters ??= this.model.delimiters(
         (knobs.delimiterLevel as 'sentence' | 'clause' | undefined) ?? 'sentence',

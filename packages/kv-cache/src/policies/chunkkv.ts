@@ -13,7 +13,7 @@ export const chunkkv: PolicyDefinition<'chunkkv', ChunkkvOptions, number> = {
   knobs: ['chunkLength'],
   minKeepMiddle: 0,
   usesBudget: () => true,
-  needs: () => ({ window: true, accumulated: false }),
+  needs: () => ({ window: true, accumulated: false, tokens: false }),
   check: (options) => checkCount('chunkLength', options.chunkLength, DEFAULT_CHUNK_LENGTH),
   compressor(cache, options, chunkLength) {
     const importance = checkImportance('windowImportance', options.windowImportance, cache, 'chunkkv');

@@ -7,7 +7,7 @@ export type H2oOptions = BudgetedOptions & { accumulatedImportance: Importance }
 export const h2o = scorerPolicy({
   name: 'h2o',
   knobs: [],
-  needs: { window: false, accumulated: true },
+  needs: { window: false, accumulated: true, tokens: false },
   check: () => undefined,
   scores(cache, options: H2oOptions) {
     const importance = checkImportance('accumulatedImportance', options.accumulatedImportance, cache, 'h2o');

@@ -7,7 +7,7 @@ import { type BudgetedOptions, scorerPolicy } from './policy.js';
 export const knorm = scorerPolicy({
   name: 'knorm',
   knobs: [],
-  needs: { window: false, accumulated: false },
+  needs: { window: false, accumulated: false, tokens: false },
   check: () => undefined,
   scores: (cache, _options: BudgetedOptions) => (layer, head) => {
     const keys = cache.readFloat32(layer, head, 'keys');

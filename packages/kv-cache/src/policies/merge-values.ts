@@ -18,7 +18,7 @@ export const mergeValuesPolicy: PolicyDefinition<
   knobs: POOLING_KEYS,
   minKeepMiddle: 1,
   usesBudget: () => true,
-  needs: () => ({ window: true, accumulated: false }),
+  needs: () => ({ window: true, accumulated: false, tokens: false }),
   check: (options) => checkPooling(options),
   compressor(cache, options, { pooling, kernel }) {
     const importance = checkImportance('windowImportance', options.windowImportance, cache, 'merge-values');

@@ -12,10 +12,14 @@ import { identityRemap, keepEntries, topIndices } from './head-writer.js';
 /** Compresses the heads of one layer per their plans; returns each head's old → new entry map (−1: evicted). */
 export type LayerCompressor = (layer: number, plans: HeadPlan[]) => Int32Array[];
 
-/** The attention statistics a policy reads: the observation window's mass, and the mass of every query so far. */
-export interface ImportanceNeeds {
+/**
+ * What a policy reads besides the cache: the observation window's attention mass, the mass of every query so far,
+ * and the token ids with the tokenizer's delimiters (to cut semantic chunks).
+ */
+export interface PolicyNeeds {
   window: boolean;
   accumulated: boolean;
+  tokens: boolean;
 }
 
 /** Inputs a caller collects for a compression; every policy accepts them and reads those it needs. */
@@ -41,7 +45,7 @@ export interface PolicyDefinition<Name extends string = string, Options extends 
   readonly minKeepMiddle: number;
   /** whether the budget applies (full: checked, never applied; semanticache: not with a fixed τ) */
   usesBudget(options: Partial<Options>): boolean;
-  needs(options: Partial<Options>): ImportanceNeeds;
+  needs(options: Partial<Options>): PolicyNeeds;
   /** checks the knobs' values; throws TypeError / RangeError naming the knob */
   check(options: Partial<Options>): Settings;
   /** checks the inputs against `cache`; returns the per-layer compression */
@@ -55,7 +59,7 @@ export interface BudgetedOptions extends ProtectionOptions {
   budget: Budget;
 }
 
-export const READS_NOTHING: ImportanceNeeds = { window: false, accumulated: false };
+export const READS_NOTHING: PolicyNeeds = { window: false, accumulated: false, tokens: false };
 
 export function oneOf<T extends string>(name: string, value: unknown, allowed: readonly T[], fallback: T): T {
   if (value === undefined) return fallback;
@@ -78,7 +82,7 @@ export function checkCount(name: string, value: unknown, fallback: number): numb
 export function scorerPolicy<Name extends string, Options extends BudgetedOptions, Settings>(spec: {
   name: Name;
   knobs: readonly string[];
-  needs: ImportanceNeeds;
+  needs: PolicyNeeds;
   check(options: Partial<Options>): Settings;
   /** checks the inputs; returns the score of every entry of a head (only the compressible span is read) */
   scores(cache: KVCache, options: Options, settings: Settings): (layer: number, head: number) => Float32Array;

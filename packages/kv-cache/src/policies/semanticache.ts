@@ -8,7 +8,7 @@ import {
   type Importance,
   type ProtectionOptions,
 } from '../plan.js';
-import { checkCount, type ImportanceNeeds, oneOf, type PolicyDefinition } from './policy.js';
+import { checkCount, oneOf, type PolicyDefinition, type PolicyNeeds } from './policy.js';
 import { checkPooling, POOLING_KEYS, type PooledScoreOptions } from './pooling.js';
 import { chunkStarts, entryChunkOffsets, type SemanticacheSettings, semanticacheGsc } from './semanticache-gsc.js';
 import {
@@ -134,13 +134,13 @@ function resolve(options: Partial<SemanticacheOptions>): ResolvedSemanticache {
 }
 
 /** Whether these options read observation-window mass (their preset's settings, then overrides). */
-function needs(options: Partial<SemanticacheOptions>): ImportanceNeeds {
+function needs(options: Partial<SemanticacheOptions>): PolicyNeeds {
   const knobs = resolveSemanticacheKnobs(options as Record<string, unknown>);
   // an unknown preset reads nothing here; `check` rejects it with its name
   const window =
     knobs !== undefined &&
     (knobs.seeds === 'importance' || options.seedOrder === 'importance' || knobs.coreWeights === 'importance');
-  return { window, accumulated: false };
+  return { window, accumulated: false, tokens: true };
 }
 
 /**

@@ -8,7 +8,7 @@ export type SnapkvOptions = BudgetedOptions & PooledScoreOptions & { windowImpor
 export const snapkv = scorerPolicy({
   name: 'snapkv',
   knobs: POOLING_KEYS,
-  needs: { window: true, accumulated: false },
+  needs: { window: true, accumulated: false, tokens: false },
   check: (options: Partial<SnapkvOptions>) => checkPooling(options),
   scores(cache, options: SnapkvOptions, { pooling, kernel }) {
     const importance = checkImportance('windowImportance', options.windowImportance, cache, 'snapkv');
