@@ -1,5 +1,7 @@
 import { SnapshotError } from './errors.js';
-import type { KVDtype } from './store.js';
+
+/** Storage dtype of cached keys and values (the snapshot codes them 1 and 2). */
+export type KVDtype = 'float32' | 'float16';
 
 // Layout (little-endian):
 //   0  magic "SCKV"            4  u32 format version

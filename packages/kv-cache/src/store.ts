@@ -1,8 +1,8 @@
 import { SnapshotError } from './errors.js';
 import { float16BitsToFloat32Array, float32ArrayToFloat16Bits } from './fp16.js';
-import { decodeSnapshot, encodeSnapshot, type SnapshotState } from './snapshot.js';
+import { decodeSnapshot, encodeSnapshot, type KVDtype, type SnapshotState } from './snapshot.js';
 
-export type KVDtype = 'float32' | 'float16';
+export type { KVDtype };
 
 /** What the attention kernel reads for one KV head (the proportional-attention `HeadCache` contract). */
 export interface HeadCache {

@@ -1,3 +1,4 @@
+import type { DelimiterLevel, DelimiterSet } from '@semanticache/chunker';
 import {
   type CompressionResult,
   compress as compressCache,
@@ -9,8 +10,10 @@ import {
   remapImportance,
   triggerBudget,
 } from '@semanticache/kv-cache';
+import type { AttentionKernel } from './attention.js';
+import type { ModelConfig } from './config.js';
+import type { Engine } from './engine.js';
 import { ContextOverflowError, DisposedError, SessionBusyError } from './errors.js';
-import type { Model } from './model.js';
 import {
   type CachePolicy,
   type CompressTrigger,
@@ -21,7 +24,7 @@ import {
 } from './policy.js';
 import { logSoftmaxAt, Sampler } from './sampler.js';
 import { decodeSessionSnapshot, encodeSessionSnapshot, type SessionState } from './session-snapshot.js';
-import { StreamDecoder } from './tokenizer.js';
+import { StreamDecoder, type TextTokenizer } from './tokenizer.js';
 
 export type CacheDtype = 'float32' | 'float16';
 
@@ -89,6 +92,17 @@ function checkInt(name: string, v: unknown, min: number): number {
   return v;
 }
 
+/** What a session needs from its model (`Model` is one; session.ts imports nothing from model.ts). */
+export interface SessionModel {
+  readonly config: ModelConfig;
+  readonly tokenizer: TextTokenizer | undefined;
+  /** @internal */ readonly engine: Engine;
+  /** @internal */ readonly kernel: AttentionKernel;
+  delimiters(level?: DelimiterLevel): DelimiterSet;
+  /** @internal throws DisposedError once the model is disposed */
+  assertLive(): void;
+}
+
 /**
  * One conversation with its own KV cache. Calls run one at a time; the cache persists between turns, and positions
  * keep counting from the number of tokens fed, whatever compression does to the cache.
@@ -116,7 +130,7 @@ export class Session {
 
   /** @internal use `model.createSession()` */
   constructor(
-    private model: Model,
+    private model: SessionModel,
     options: SessionOptions,
     cache?: KVCache,
   ) {
@@ -561,14 +575,14 @@ export class Session {
    * Throws SnapshotError on damaged or malformed data, another format version or another model's shape; the
    * whole snapshot is checked before a session is built.
    */
-  static restore(model: Model, bytes: Uint8Array, options: SessionOptions = {}): Session {
+  static restore(model: SessionModel, bytes: Uint8Array, options: SessionOptions = {}): Session {
     model.assertLive();
     const { cache, state } = decodeSessionSnapshot(bytes, model.config);
     return Session.resume(model, options, cache, state);
   }
 
   /** A session over `cache` (owned by it from now on) that continues from `state`: what fork and restore share. */
-  private static resume(model: Model, options: SessionOptions, cache: KVCache, state: SessionState): Session {
+  private static resume(model: SessionModel, options: SessionOptions, cache: KVCache, state: SessionState): Session {
     const session = new Session(model, { ...options, cacheDtype: cache.dtype }, cache);
     session.fed = state.fed;
     session.pending = state.pending;
