@@ -69,7 +69,10 @@ export class HfTextTokenizer implements TextTokenizer {
   }
 
   decode(ids: ArrayLike<number>, options: { skipSpecialTokens?: boolean } = {}): string {
-    return this.tok.decode(checkIds(ids, this.vocabSize), { skip_special_tokens: options.skipSpecialTokens ?? true });
+    const list = checkIds(ids, this.vocabSize);
+    // the library refuses an empty list; no ids decode to no text (as llama2.c's tokenizer does)
+    if (list.length === 0) return '';
+    return this.tok.decode(list, { skip_special_tokens: options.skipSpecialTokens ?? true });
   }
 
   delimiters(level: DelimiterLevel): DelimiterSet {

@@ -1,0 +1,58 @@
+import path from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { demoDir, readJson, storiesDir } from './test-support.js';
+import { HfTextTokenizer, Llama2cTokenizer, StreamDecoder, type TextTokenizer } from './tokenizer.js';
+
+const hf = HfTextTokenizer.fromFiles(path.join(demoDir, 'tokenizer.json'), path.join(demoDir, 'tokenizer_config.json'));
+const llama2c = new Llama2cTokenizer(path.join(storiesDir, 'tok512.bin'), 512);
+const TEXTS = ['Once upon a time, there was a little girl.', 'naïve café — 東京 😀!', 'line one\nline  two\ttab', ''];
+
+describe('tokenizers on their own', () => {
+  test("llama2.c: encodes a prompt exactly as run.c did (ids recorded from run.c's -i prompt)", () => {
+    const expected = readJson<{ cases: { prompt: string; prompt_tokens: number[] }[] }>(
+      path.join(storiesDir, 'expected.json'),
+    ).cases.find((c) => c.prompt !== '');
+    expect(expected).toBeDefined();
+    expect(llama2c.encode(expected?.prompt ?? '')).toEqual(expected?.prompt_tokens);
+  });
+
+  for (const [name, tokenizer] of [
+    ['HF (demo model)', hf],
+    ['llama2.c (stories260K)', llama2c],
+  ] as [string, TextTokenizer][]) {
+    test(`${name}: decode(encode(text)) gives the text back, special tokens or not`, () => {
+      for (const text of TEXTS) {
+        expect(tokenizer.decode(tokenizer.encode(text))).toBe(text);
+        const plain = tokenizer.decode(tokenizer.encode(text, { addSpecialTokens: false }));
+        // llama2.c's SentencePiece dummy prefix: a leading space that only a preceding BOS strips
+        expect(plain).toBe(tokenizer === llama2c && text !== '' ? ` ${text}` : text);
+      }
+    });
+
+    test(`${name}: ids outside the vocabulary are refused`, () => {
+      expect(() => tokenizer.decode([0, 1_000_000])).toThrow(RangeError);
+      expect(() => tokenizer.decode([-1])).toThrow(RangeError);
+    });
+
+    test(`${name}: a stream decoder emits only whole characters and adds up to the decoded text`, () => {
+      for (const text of TEXTS) {
+        const ids = tokenizer.encode(text, { addSpecialTokens: false });
+        const decoder = new StreamDecoder(tokenizer);
+        const pieces = ids.map((id) => decoder.push(id));
+        pieces.push(decoder.flush());
+        for (const piece of pieces) expect(piece).not.toContain('\uFFFD');
+        expect(pieces.join('')).toBe(tokenizer.decode(ids));
+      }
+    });
+  }
+
+  test('a stream decoder given the context keeps the word-initial space of the next token', () => {
+    const ids = hf.encode('The cat sat on the mat', { addSpecialTokens: false });
+    const decoder = new StreamDecoder(hf, ids.slice(0, 3));
+    const rest = ids
+      .slice(3)
+      .map((id) => decoder.push(id))
+      .join('');
+    expect(hf.decode(ids.slice(0, 3)) + rest + decoder.flush()).toBe(hf.decode(ids));
+  });
+});
