@@ -1,6 +1,7 @@
 export { type Budget, type CompressionResult, type PolicyName, SnapshotError } from '@semanticache/kv-cache';
 export type { ModelConfig, RopeConfig } from './config.js';
 export { ContextOverflowError, DisposedError, ModelLoadError, SessionBusyError } from './errors.js';
+export { Llama2cTokenizer } from './llama2c.js';
 export { type LoadModelOptions, loadModel, Model } from './model.js';
 export type { CachePolicy, CompressTrigger, PolicyKnobs } from './policy.js';
 export { Sampler, type SamplerOptions, XorShift64Star } from './sampler.js';
@@ -14,5 +15,5 @@ export {
   type SessionOptions,
 } from './session.js';
 export { SESSION_SNAPSHOT_VERSION } from './session-snapshot.js';
-export { HfTextTokenizer, Llama2cTokenizer, StreamDecoder, type TextTokenizer } from './tokenizer.js';
+export { HfTextTokenizer, StreamDecoder, type TextTokenizer } from './tokenizer.js';
 export { WorkerModel, WorkerSession } from './worker-model.js';

@@ -6,9 +6,9 @@ import { referenceAttention } from './attention.js';
 import { type ModelConfig, parseHfConfig } from './config.js';
 import { Engine } from './engine.js';
 import { DisposedError, ModelLoadError } from './errors.js';
-import { loadLlama2cCheckpoint } from './llama2c.js';
+import { Llama2cTokenizer, loadLlama2cCheckpoint } from './llama2c.js';
 import { Session, type SessionOptions } from './session.js';
-import { HfTextTokenizer, Llama2cTokenizer, type TextTokenizer } from './tokenizer.js';
+import { HfTextTokenizer, type TextTokenizer } from './tokenizer.js';
 import { loadHfWeights, type ModelWeights } from './weights.js';
 
 export interface LoadModelOptions {

@@ -1,7 +1,8 @@
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
+import { Llama2cTokenizer } from './llama2c.js';
 import { demoDir, readJson, storiesDir } from './test-support.js';
-import { HfTextTokenizer, Llama2cTokenizer, StreamDecoder, type TextTokenizer } from './tokenizer.js';
+import { HfTextTokenizer, StreamDecoder, type TextTokenizer } from './tokenizer.js';
 
 const hf = HfTextTokenizer.fromFiles(path.join(demoDir, 'tokenizer.json'), path.join(demoDir, 'tokenizer_config.json'));
 const llama2c = new Llama2cTokenizer(path.join(storiesDir, 'tok512.bin'), 512);

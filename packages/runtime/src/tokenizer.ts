@@ -4,7 +4,6 @@ import {
   type DelimiterLevel,
   type DelimiterSet,
   delimitersFromTokenizerJson,
-  delimitersFromVocabulary,
 } from '@semanticache/chunker';
 import { ModelLoadError } from './errors.js';
 
@@ -18,7 +17,7 @@ export interface TextTokenizer {
   delimiters(level: DelimiterLevel): DelimiterSet;
 }
 
-function checkIds(ids: ArrayLike<number>, vocabSize: number): number[] {
+export function checkIds(ids: ArrayLike<number>, vocabSize: number): number[] {
   const out = Array.from(ids);
   for (const id of out) {
     if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
@@ -82,111 +81,6 @@ export class HfTextTokenizer implements TextTokenizer {
       this.delimiterSets.set(level, set);
     }
     return set;
-  }
-}
-
-const BYTE_PIECE = /^<0x([0-9A-Fa-f]{2})>$/;
-
-/**
- * llama2.c `tokenizer.bin` (SentencePiece-derived BPE with scores, byte fallback). Encoding follows run.c's
- * `encode()`: dummy-prefix space, code points (or their bytes + 3), then repeatedly merge the best-scoring pair.
- */
-export class Llama2cTokenizer implements TextTokenizer {
-  readonly vocabSize: number;
-  readonly bosTokenId = 1;
-  readonly eosTokenId = 2;
-  private pieces: Uint8Array[];
-  private scores: Float32Array;
-  private lookup = new Map<string, number>();
-  private pieceText: string[];
-
-  constructor(file: string, vocabSize: number) {
-    let bytes: Buffer;
-    try {
-      bytes = readFileSync(file);
-    } catch (cause) {
-      throw new ModelLoadError('cannot read llama2.c tokenizer', { file, cause });
-    }
-    this.vocabSize = vocabSize;
-    this.pieces = [];
-    this.pieceText = [];
-    this.scores = new Float32Array(vocabSize);
-    let at = 4;
-    const utf8 = new TextDecoder('utf-8');
-    for (let id = 0; id < vocabSize; id++) {
-      if (at + 8 > bytes.length) throw new ModelLoadError(`truncated at token ${id} of ${vocabSize}`, { file });
-      this.scores[id] = bytes.readFloatLE(at);
-      const len = bytes.readInt32LE(at + 4);
-      at += 8;
-      if (len < 0 || at + len > bytes.length)
-        throw new ModelLoadError(`invalid piece length ${len} at token ${id}`, { file });
-      const piece = new Uint8Array(bytes.subarray(at, at + len));
-      at += len;
-      const text = utf8.decode(piece);
-      const byte = BYTE_PIECE.exec(text);
-      this.pieces.push(byte ? Uint8Array.of(Number.parseInt(byte[1], 16)) : piece);
-      this.pieceText.push(text);
-      if (!this.lookup.has(text)) this.lookup.set(text, id);
-    }
-    if (at !== bytes.length)
-      throw new ModelLoadError(`${bytes.length - at} trailing bytes after ${vocabSize} tokens`, { file });
-  }
-
-  encode(text: string, options: { addSpecialTokens?: boolean } = {}): number[] {
-    if (typeof text !== 'string') throw new TypeError('text must be a string');
-    const tokens: number[] = [];
-    if (options.addSpecialTokens ?? true) tokens.push(this.bosTokenId);
-    if (text.length === 0) return tokens;
-    const start = tokens.length;
-    const space = this.lookup.get(' ');
-    if (space !== undefined) tokens.push(space);
-    for (const ch of text) {
-      const id = this.lookup.get(ch);
-      if (id !== undefined) tokens.push(id);
-      else for (const b of new TextEncoder().encode(ch)) tokens.push(b + 3);
-    }
-    const parts = tokens.slice(start).map((id) => this.pieceText[id]);
-    const ids = tokens.slice(start);
-    for (;;) {
-      let bestScore = Number.NEGATIVE_INFINITY;
-      let bestId = -1;
-      let bestIdx = -1;
-      for (let i = 0; i < ids.length - 1; i++) {
-        const merged = this.lookup.get(parts[i] + parts[i + 1]);
-        if (merged !== undefined && this.scores[merged] > bestScore) {
-          bestScore = this.scores[merged];
-          bestId = merged;
-          bestIdx = i;
-        }
-      }
-      if (bestIdx < 0) break;
-      ids.splice(bestIdx, 2, bestId);
-      parts.splice(bestIdx, 2, this.pieceText[bestId]);
-    }
-    return [...tokens.slice(0, start), ...ids];
-  }
-
-  decode(ids: ArrayLike<number>, options: { skipSpecialTokens?: boolean } = {}): string {
-    const list = checkIds(ids, this.vocabSize);
-    const skip = options.skipSpecialTokens ?? true;
-    const chunks: Uint8Array[] = [];
-    for (let i = 0; i < list.length; i++) {
-      const id = list[i];
-      if (skip && (id === this.bosTokenId || id === this.eosTokenId)) continue;
-      let piece = this.pieces[id];
-      // run.c: a piece that follows BOS loses its leading space (SentencePiece's dummy prefix).
-      if (i > 0 && list[i - 1] === this.bosTokenId && piece[0] === 0x20) piece = piece.subarray(1);
-      chunks.push(piece);
-    }
-    return new TextDecoder('utf-8').decode(Buffer.concat(chunks));
-  }
-
-  delimiters(level: DelimiterLevel): DelimiterSet {
-    const utf8 = new TextDecoder('utf-8');
-    return delimitersFromVocabulary(
-      this.pieces.map((p) => utf8.decode(p)),
-      { level, specialIds: [0, this.bosTokenId, this.eosTokenId] },
-    );
   }
 }
 
