@@ -1,10 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
-import {
-  type DelimiterLevel,
-  type DelimiterSet,
-  delimitersFromTokenizerJson,
-} from '@semanticache/chunker';
+import { type DelimiterLevel, type DelimiterSet, delimitersFromTokenizerJson } from '@semanticache/chunker';
 import { ModelLoadError } from './errors.js';
 
 /** What the runtime needs from a tokenizer; both checkpoint formats provide one. */
