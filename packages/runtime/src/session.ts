@@ -3,14 +3,13 @@ import {
   type CompressionResult,
   compress as compressCache,
   DEFAULT_RECENT_WINDOW,
-  type Importance,
   KVCache,
   needsCompression,
   type PolicyNeeds,
-  remapImportance,
   triggerBudget,
 } from '@semanticache/kv-cache';
 import type { AttentionKernel } from './attention.js';
+import { AttentionMass } from './attention-mass.js';
 import type { ModelConfig } from './config.js';
 import type { Engine } from './engine.js';
 import { ContextOverflowError, DisposedError, SessionBusyError } from './errors.js';
@@ -115,8 +114,7 @@ export class Session {
   /** A sampled token that ended a generation and is not in the cache yet: fed first by the next call. */
   private pending: number | undefined;
   /** Attention mass per entry: of the last prefill's observation window (+ decode queries since), and of all queries. */
-  private windowMass: Importance | undefined;
-  private accumulatedMass: Importance | undefined;
+  private mass = new AttentionMass();
   private needs: PolicyNeeds;
   private compressions = 0;
   private busy = false;
@@ -268,7 +266,7 @@ export class Session {
         this.pending = undefined;
         if (collect) {
           const inWindow = kind === 'decode' || bounds[b] >= windowStart;
-          this.foldMass(blockMass, inWindow, kind === 'prompt' && bounds[b] === windowStart);
+          this.mass.fold(this.cache, blockMass, this.needs, inWindow, kind === 'prompt' && bounds[b] === windowStart);
         }
         rows.push(out);
         this.lastLogits = out.subarray(out.length - config.vocabSize);
@@ -293,34 +291,6 @@ export class Session {
     return (
       (this.options.policy.options as { recentWindow?: number } | undefined)?.recentWindow ?? DEFAULT_RECENT_WINDOW
     );
-  }
-
-  /** Grows the mass tables to the cache's current head lengths (new entries start at 0). */
-  private growMass(table: Importance | undefined): Importance {
-    const { numLayers, numKvHeads } = this.model.config;
-    return Array.from({ length: numLayers }, (_, l) =>
-      Array.from({ length: numKvHeads }, (_, g) => {
-        const old = table?.[l][g];
-        const n = this.cache.length(l, g);
-        if (old && old.length === n) return old;
-        const grown = new Float32Array(n);
-        if (old) grown.set(old.subarray(0, Math.min(n, old.length)));
-        return grown;
-      }),
-    );
-  }
-
-  /** Adds one block's attention mass into the tables; `windowBlock`: queries of the observation window. */
-  private foldMass(block: Float32Array[][], windowBlock: boolean, freshWindow: boolean): void {
-    if (this.needs.accumulated) {
-      this.accumulatedMass = this.growMass(this.accumulatedMass);
-      addTable(this.accumulatedMass, block);
-    }
-    if (this.needs.window && windowBlock) {
-      // a prompt's window replaces the previous table; decode queries (decode-time triggers) add to it
-      this.windowMass = this.growMass(freshWindow ? undefined : this.windowMass);
-      addTable(this.windowMass, block);
-    }
   }
 
   /** Runs after a prompt was fed: compress per the trigger. */
@@ -349,14 +319,11 @@ export class Session {
       delete knobs.delimiterLevel;
     }
     if (budget !== undefined && usesBudget(policy)) knobs.budget = budget;
-    // tables this policy does not read (a fork of a session that collected them) still follow the cache's entries
-    if (needs.window || this.windowMass) this.windowMass = this.growMass(this.windowMass);
-    if (needs.accumulated || this.accumulatedMass) this.accumulatedMass = this.growMass(this.accumulatedMass);
-    if (needs.window) knobs.windowImportance = this.windowMass;
-    if (needs.accumulated) knobs.accumulatedImportance = this.accumulatedMass;
+    this.mass.grow(this.cache, needs);
+    if (needs.window) knobs.windowImportance = this.mass.window;
+    if (needs.accumulated) knobs.accumulatedImportance = this.mass.accumulated;
     const result = compressCache(this.cache, policy.name, knobs as never);
-    if (this.windowMass) this.windowMass = remapImportance(this.windowMass, result, this.cache);
-    if (this.accumulatedMass) this.accumulatedMass = remapImportance(this.accumulatedMass, result, this.cache);
+    this.mass.remap(result, this.cache);
     this.compressions++;
     this.lastCompression = result;
     return result;
@@ -546,8 +513,8 @@ export class Session {
       fed: this.fed,
       pending: this.pending,
       lastLogits: this.lastLogits,
-      windowMass: this.windowMass,
-      accumulatedMass: this.accumulatedMass,
+      windowMass: this.mass.window,
+      accumulatedMass: this.mass.accumulated,
       compressions: this.compressions,
     };
   }
@@ -559,13 +526,13 @@ export class Session {
   fork(options: SessionOptions = {}): Session {
     if (this.disposed) throw new DisposedError('the session has been disposed');
     if (this.busy) throw new SessionBusyError('session is busy: another call on it has not finished');
-    const copyTable = (t: Importance | undefined) => t?.map((layer) => layer.map((head) => head.slice()));
+    const mass = this.mass.copy();
     return Session.resume(this.model, options, this.cache.clone(), {
       fed: this.fed.slice(),
       pending: this.pending,
       lastLogits: this.lastLogits?.slice(),
-      windowMass: copyTable(this.windowMass),
-      accumulatedMass: copyTable(this.accumulatedMass),
+      windowMass: mass.window,
+      accumulatedMass: mass.accumulated,
       compressions: this.compressions,
     });
   }
@@ -587,24 +554,13 @@ export class Session {
     session.fed = state.fed;
     session.pending = state.pending;
     session.lastLogits = state.lastLogits;
-    session.windowMass = state.windowMass;
-    session.accumulatedMass = state.accumulatedMass;
+    session.mass = new AttentionMass(state.windowMass, state.accumulatedMass);
     session.compressions = state.compressions;
     return session;
   }
 
   dispose(): void {
     this.disposed = true;
-  }
-}
-
-function addTable(target: Importance, block: Float32Array[][]): void {
-  for (let l = 0; l < block.length; l++) {
-    for (let g = 0; g < block[l].length; g++) {
-      const t = target[l][g];
-      const add = block[l][g];
-      for (let i = 0; i < add.length; i++) t[i] += add[i];
-    }
   }
 }
 
