@@ -23,6 +23,7 @@ import {
 } from './policy.js';
 import { logSoftmaxAt, Sampler } from './sampler.js';
 import { decodeSessionSnapshot, encodeSessionSnapshot, type SessionState } from './session-snapshot.js';
+import { StopCriteria } from './stopping.js';
 import { StreamDecoder, type TextTokenizer } from './tokenizer.js';
 
 export type CacheDtype = 'float32' | 'float16';
@@ -415,14 +416,11 @@ export class Session {
     }
     const maxTokens = checkInt('maxTokens', options.maxTokens ?? DEFAULT_MAX_TOKENS, 1);
     const sampler = new Sampler(options);
-    const stopIds = new Set<number>();
-    const stopStrings: string[] = [];
-    for (const s of options.stop ?? []) {
-      if (typeof s === 'number') stopIds.add(this.checkIds([s], 'stop')[0]);
-      else if (typeof s === 'string' && s.length > 0) stopStrings.push(s);
-      else throw new TypeError(`stop: expected token ids and non-empty strings, got ${JSON.stringify(s)}`);
-    }
-    const eosIds = new Set(options.ignoreEos ? [] : this.model.config.eosTokenIds);
+    const stopping = new StopCriteria(
+      options.stop ?? [],
+      options.ignoreEos ? [] : this.model.config.eosTokenIds,
+      (id) => this.checkIds([id], 'stop')[0],
+    );
     const signal = options.signal;
     if (ids.length === 0 && !this.lastLogits && this.pending === undefined) {
       throw new RangeError('prompt: the session is empty and the prompt has no tokens');
@@ -450,14 +448,15 @@ export class Session {
         const token = sampler.sample(logits);
         produced++;
         this.pending = token;
-        if (eosIds.has(token) || stopIds.has(token)) {
-          this.lastFinishReason = eosIds.has(token) ? 'eos' : 'stop';
+        const tokenStop = stopping.tokenStop(token);
+        if (tokenStop) {
+          this.lastFinishReason = tokenStop;
           ended = true;
           yield { tokenId: token, text: held + (decoder?.flush() ?? ''), finishReason: this.lastFinishReason };
           return;
         }
         held += decoder?.push(token) ?? '';
-        const hit = firstStop(held, stopStrings);
+        const hit = stopping.firstStop(held);
         if (hit >= 0) {
           this.lastFinishReason = 'stop';
           ended = true;
@@ -470,7 +469,7 @@ export class Session {
           yield { tokenId: token, text: held + (decoder?.flush() ?? ''), finishReason: 'length' };
           return;
         }
-        const keep = stopPrefixLength(held, stopStrings);
+        const keep = stopping.heldBack(held);
         yield { tokenId: token, text: held.slice(0, held.length - keep) };
         this.assertLive(); // disposed while the consumer held the stream
         held = held.slice(held.length - keep);
@@ -562,27 +561,4 @@ export class Session {
   dispose(): void {
     this.disposed = true;
   }
-}
-
-function firstStop(text: string, stops: string[]): number {
-  let best = -1;
-  for (const s of stops) {
-    const i = text.indexOf(s);
-    if (i >= 0 && (best < 0 || i < best)) best = i;
-  }
-  return best;
-}
-
-/** Length of the longest suffix of `text` that could still grow into a stop string. */
-function stopPrefixLength(text: string, stops: string[]): number {
-  let keep = 0;
-  for (const s of stops) {
-    for (let n = Math.min(s.length - 1, text.length); n > keep; n--) {
-      if (text.endsWith(s.slice(0, n))) {
-        keep = n;
-        break;
-      }
-    }
-  }
-  return keep;
 }
