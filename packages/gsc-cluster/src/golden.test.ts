@@ -1,19 +1,9 @@
 // Pins the exact output of gscCluster (every mode) on fixed synthetic keys: speed work must not change a single
 // assignment. The digests were recorded from the reference implementation; update them only for intended changes.
 import { createHash } from 'node:crypto';
+import { rng } from '@semanticache/testing';
 import { describe, expect, it } from 'vitest';
 import { type GscOptions, gscCluster } from './index.js';
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Keys around a few directions per chunk, a zero row and duplicated rows, chunks of 1..300 tokens. */
 function fixture(n: number, d: number, seed: number) {

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { delimitersFromTokenizerJson } from '@semanticache/chunker';
 import { getThreads, prefill, setThreads } from '@semanticache/proportional-attention';
+import { rng } from '@semanticache/testing';
 import { compress, KVCache, POLICIES, type PolicyName } from '../src/index.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -26,16 +27,6 @@ const BLOCK = 512;
 const WINDOW = 32;
 const dtype = (process.env.KV_DTYPE ?? 'float16') as 'float16' | 'float32';
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const random = rng(2026);
 const gaussian = () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
 

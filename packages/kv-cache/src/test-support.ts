@@ -1,19 +1,12 @@
 // Shared fixtures for the tests: a seeded generator, a small vocabulary with sentence delimiters, and caches filled
 // with structured synthetic keys (tokens of one sentence share a direction, so clustering has something to find).
+
 import { type DelimiterSet, delimitersFromVocabulary } from '@semanticache/chunker';
+import { rng } from '@semanticache/testing';
 import type { Importance } from './plan.js';
 import { KVCache, type KVDtype } from './store.js';
 
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng };
 
 export function gaussian(random: () => number): number {
   return Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());

@@ -1,19 +1,9 @@
 // Pins the exact bytes mergeClusters produces on fixed inputs: speed work must not change a single bit of a core.
 // The digests were recorded from the reference implementation; update them only for intended changes.
 import { createHash } from 'node:crypto';
+import { rng } from '@semanticache/testing';
 import { describe, expect, it } from 'vitest';
 import { type MergeInput, mergeClusters } from './index.js';
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** n entries in clusters of 1..9 members (runs of singletons included), members interleaved within a window. */
 function fixture(n: number, d: number, seed: number) {

@@ -1,19 +1,9 @@
+import { rng } from '@semanticache/testing';
 // mergeClusters (WebAssembly kernel) against the plain JavaScript statement in reference.test-support.ts, bit for bit.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { type Cores, type MergeInput, mergeClusters } from './index.js';
 import { referenceMerge } from './reference.test-support.js';
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const FLOAT32_MAX = 3.4028234663852886e38;
 /** Zeros of both signs, subnormals, the extremes of float32. */

@@ -1,18 +1,9 @@
 // Shared fixtures for the tests: seeded random caches and error metrics.
+import { rng } from '@semanticache/testing';
 import { fromFloat16Bits, toFloat16Bits } from './reference.js';
 import type { HeadCache } from './types.js';
 
-/** Mulberry32: small, fast, seeded. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng };
 
 export function randomArray(random: () => number, n: number, amplitude = 1): Float32Array {
   const a = new Float32Array(n);
