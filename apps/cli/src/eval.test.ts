@@ -23,6 +23,22 @@ import { renderLineChart } from './svg';
 import { toMarkdown } from './table';
 import { packageRoot, repoRoot } from './test-support';
 
+/** Loads the embedded demo model as the runtime engine before a describe block's tests, and disposes of it after. */
+function withDemoEngine(set: (engine: Engine) => void): void {
+  let loaded: Engine | undefined;
+  beforeAll(async () => {
+    loaded = await loadRuntimeEngine({
+      format: 'hf',
+      dir: path.join(repoRoot, 'packages', 'model-demo', 'weights'),
+      label: 'demo',
+    });
+    set(loaded);
+  }, 60_000);
+  afterAll(async () => {
+    await loaded?.dispose();
+  });
+}
+
 describe('eval grid', () => {
   it('lists the full cache once and every other policy at every ratio', () => {
     const configs = configsFor(['semanticache', 'full', 'h2o'], [0.5, 0.75]);
@@ -183,15 +199,8 @@ describe('one prefill, many policies', () => {
   let engine: Engine;
   const text = readFileSync(path.join(packageRoot, 'assets', 'demo-text.txt'), 'utf8');
 
-  beforeAll(async () => {
-    engine = await loadRuntimeEngine({
-      format: 'hf',
-      dir: path.join(repoRoot, 'packages', 'model-demo', 'weights'),
-      label: 'demo',
-    });
-  }, 60_000);
-  afterAll(async () => {
-    await engine?.dispose();
+  withDemoEngine((loaded) => {
+    engine = loaded;
   });
 
   it('encodes a book piece by piece into exactly the ids of encoding it whole', () => {
@@ -339,15 +348,8 @@ describe('one prefill, many policies', () => {
 
 describe('an eval stopped by Ctrl-C', () => {
   let engine: Engine;
-  beforeAll(async () => {
-    engine = await loadRuntimeEngine({
-      format: 'hf',
-      dir: path.join(repoRoot, 'packages', 'model-demo', 'weights'),
-      label: 'demo',
-    });
-  }, 60_000);
-  afterAll(async () => {
-    await engine?.dispose();
+  withDemoEngine((loaded) => {
+    engine = loaded;
   });
   const text = readFileSync(path.join(packageRoot, 'assets', 'val-slice.txt'), 'utf8');
   const settings: EvalSettings = {

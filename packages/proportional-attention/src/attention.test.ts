@@ -1,4 +1,4 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   decode,
   decodeAsync,
@@ -9,18 +9,20 @@ import {
   setSimdLevel,
   setThreads,
   simdLevel,
-  supportsAvx2,
 } from './index.js';
-import { randomArray, randomCache, relativeError, rng } from './test-helpers.js';
+import {
+  randomArray,
+  randomCache,
+  relativeError,
+  restoreKernelSettingsAfterAll,
+  rng,
+  SIMD_LEVELS,
+} from './test-helpers.js';
 import type { HeadCache } from './types.js';
 
-const levels = supportsAvx2() ? (['avx2', 'scalar'] as const) : (['scalar'] as const);
+const levels = SIMD_LEVELS;
 const defaultThreads = getThreads();
-
-afterAll(() => {
-  setSimdLevel('auto');
-  setThreads(defaultThreads);
-});
+restoreKernelSettingsAfterAll();
 
 interface Shape {
   numHeads: number;

@@ -2,28 +2,14 @@
 // in a logit a query computes (its q row, or the key or logSize of any entry it sees, masked entries included) makes
 // that query's whole output row NaN and its masses NaN; a NaN in element k of a value row it sees makes element k of
 // its output NaN (weight × NaN, weight 0 included); a query whose logits are all −∞ gets zeros and no mass.
-import { afterAll, describe, expect, it } from 'vitest';
-import {
-  decode,
-  getThreads,
-  prefill,
-  referenceAttention,
-  setSimdLevel,
-  setThreads,
-  supportsAvx2,
-  toFloat16Bits,
-} from './index.js';
+import { describe, expect, it } from 'vitest';
+import { decode, prefill, referenceAttention, setSimdLevel, setThreads, toFloat16Bits } from './index.js';
 import { fromFloat16Bits } from './reference.js';
-import { randomArray, randomCache, rng } from './test-helpers.js';
+import { randomArray, randomCache, restoreKernelSettingsAfterAll, rng, SIMD_LEVELS } from './test-helpers.js';
 import type { HeadCache } from './types.js';
 
-const levels = supportsAvx2() ? (['avx2', 'scalar'] as const) : (['scalar'] as const);
-const defaultThreads = getThreads();
-
-afterAll(() => {
-  setSimdLevel('auto');
-  setThreads(defaultThreads);
-});
+const levels = SIMD_LEVELS;
+restoreKernelSettingsAfterAll();
 
 const H = 4; // query heads 0, 1 read KV head 0; heads 2, 3 read KV head 1
 const HKV = 2;

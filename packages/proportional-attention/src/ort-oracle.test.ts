@@ -2,10 +2,17 @@
 // softmax(q·kᵀ·scale + bias)·v, the same math by a different implementation.
 import onnxProto from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
-import { afterAll, describe, expect, it } from 'vitest';
-import { decode, prefill, setSimdLevel, supportsAvx2 } from './index.js';
+import { describe, expect, it } from 'vitest';
+import { decode, prefill, setSimdLevel } from './index.js';
 import { fromFloat16Bits } from './reference.js';
-import { randomArray, randomCache, relativeError, rng } from './test-helpers.js';
+import {
+  randomArray,
+  randomCache,
+  relativeError,
+  restoreKernelSettingsAfterAll,
+  rng,
+  SIMD_LEVELS,
+} from './test-helpers.js';
 import type { HeadCache } from './types.js';
 
 const { onnx } = onnxProto;
@@ -90,11 +97,9 @@ async function ortAttention(q: Float32Array, heads: HeadCache[], H: number, d: n
   return result.o.data as Float32Array;
 }
 
-afterAll(() => {
-  setSimdLevel('auto');
-});
+restoreKernelSettingsAfterAll();
 
-describe.each(supportsAvx2() ? ['avx2', 'scalar'] : ['scalar'])('ORT MultiHeadAttention oracle (%s)', (level) => {
+describe.each(SIMD_LEVELS)('ORT MultiHeadAttention oracle (%s)', (level) => {
   it('decode agrees on equal-length heads, MHA and GQA, fp32 and fp16', async () => {
     setSimdLevel(level as 'avx2' | 'scalar');
     const random = rng(5);

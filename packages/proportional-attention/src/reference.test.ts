@@ -1,10 +1,9 @@
-import { afterAll, describe, expect, it } from 'vitest';
-import { decode, setSimdLevel, supportsAvx2 } from './index.js';
+import { describe, expect, it } from 'vitest';
+import { decode, setSimdLevel } from './index.js';
 import { floatToHalf, fromFloat16Bits, halfToFloat, toFloat16Bits } from './reference.js';
+import { restoreKernelSettingsAfterAll, SIMD_LEVELS } from './test-helpers.js';
 
-afterAll(() => {
-  setSimdLevel('auto');
-});
+restoreKernelSettingsAfterAll();
 
 describe('fp16 conversion', () => {
   it('encodes known values with round-to-nearest-even', () => {
@@ -30,24 +29,19 @@ describe('fp16 conversion', () => {
     expect(Array.from(fromFloat16Bits(toFloat16Bits(values)))).toEqual([0.5, -3.25, 1.0013580322265625e-5, 1234]);
   });
 
-  it.each(supportsAvx2() ? ['avx2', 'scalar'] : ['scalar'])(
-    'the %s kernel reads every fp16 bit pattern exactly',
-    (level) => {
-      setSimdLevel(level as 'avx2' | 'scalar');
-      // One entry with p = 1: the output is that entry's value row, i.e. the kernel's own fp16 decoding.
-      const finite: number[] = [];
-      for (let bits = 0; bits < 0x10000; bits++) if ((bits & 0x7c00) !== 0x7c00) finite.push(bits);
-      const d = finite.length;
-      const out = decode({
-        q: new Float32Array(d),
-        heads: [
-          { keys: new Uint16Array(d), values: Uint16Array.from(finite), logSizes: new Float32Array(1), length: 1 },
-        ],
-        numHeads: 1,
-        headDim: d,
-      });
-      for (let i = 0; i < d; i++)
-        if (out[i] !== halfToFloat(finite[i])) expect([finite[i], out[i]]).toBe(halfToFloat(finite[i]));
-    },
-  );
+  it.each(SIMD_LEVELS)('the %s kernel reads every fp16 bit pattern exactly', (level) => {
+    setSimdLevel(level as 'avx2' | 'scalar');
+    // One entry with p = 1: the output is that entry's value row, i.e. the kernel's own fp16 decoding.
+    const finite: number[] = [];
+    for (let bits = 0; bits < 0x10000; bits++) if ((bits & 0x7c00) !== 0x7c00) finite.push(bits);
+    const d = finite.length;
+    const out = decode({
+      q: new Float32Array(d),
+      heads: [{ keys: new Uint16Array(d), values: Uint16Array.from(finite), logSizes: new Float32Array(1), length: 1 }],
+      numHeads: 1,
+      headDim: d,
+    });
+    for (let i = 0; i < d; i++)
+      if (out[i] !== halfToFloat(finite[i])) expect([finite[i], out[i]]).toBe(halfToFloat(finite[i]));
+  });
 });

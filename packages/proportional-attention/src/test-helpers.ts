@@ -1,9 +1,23 @@
 // Shared fixtures for the tests: seeded random caches and error metrics.
 import { rng } from '@semanticache/testing';
+import { afterAll } from 'vitest';
+import { getThreads, setSimdLevel, setThreads, supportsAvx2 } from './index.js';
 import { fromFloat16Bits, toFloat16Bits } from './reference.js';
 import type { HeadCache } from './types.js';
 
 export { rng };
+
+/** The kernel paths this machine runs: every kernel test runs each. */
+export const SIMD_LEVELS = supportsAvx2() ? (['avx2', 'scalar'] as const) : (['scalar'] as const);
+
+/** Puts the kernel's SIMD level and thread count back once the calling file's tests are done. */
+export function restoreKernelSettingsAfterAll(): void {
+  const threads = getThreads();
+  afterAll(() => {
+    setSimdLevel('auto');
+    setThreads(threads);
+  });
+}
 
 export function randomArray(random: () => number, n: number, amplitude = 1): Float32Array {
   const a = new Float32Array(n);
