@@ -29,7 +29,7 @@ function countEntries(cache: KVCache): number {
 function checkOptions(
   policy: string,
   options: unknown,
-): { definition: PolicyDefinition<string, object, unknown>; settings: unknown } {
+): { definition: PolicyDefinition<string, object, unknown>; settings: unknown; budget: Budget | undefined } {
   const definition = policyDefinition(policy);
   if (options === null || typeof options !== 'object') throw new TypeError('options: expected an object');
   const known: readonly string[] = [...INPUT_KEYS, ...PROTECTION_KEYS, ...definition.knobs];
@@ -43,8 +43,8 @@ function checkOptions(
   const raw = options as ProtectionOptions & { budget?: unknown };
   checkNonNegativeInteger('sinkTokens', raw.sinkTokens, 0);
   checkNonNegativeInteger('recentWindow', raw.recentWindow, 0);
-  if (raw.budget !== undefined) checkBudget(raw.budget);
-  return { definition, settings: definition.check(options) };
+  const budget = raw.budget === undefined ? undefined : checkBudget(raw.budget);
+  return { definition, settings: definition.check(options), budget };
 }
 
 /**
@@ -74,9 +74,7 @@ export function compress<P extends PolicyName>(
   policy: P,
   options: PolicyOptions[P],
 ): CompressionResult {
-  const { definition, settings } = checkOptions(policy, options);
-  const budgetOption = (options as { budget?: Budget }).budget;
-  const budget = budgetOption === undefined ? undefined : checkBudget(budgetOption);
+  const { definition, settings, budget } = checkOptions(policy, options);
   const usesBudget = definition.usesBudget(options);
   if (usesBudget && budget === undefined) {
     throw new TypeError(

@@ -97,14 +97,8 @@ export class Engine {
     if (this.disposed) throw new DisposedError('the model has been disposed');
   }
 
-  private async forwardBlock(
-    ids: Int32Array,
-    start: number,
-    cache: ForwardCache,
-    kernel: AttentionKernel,
-    logits: LogitsMode,
-    attentionMass?: (layer: number) => Float32Array[] | undefined,
-  ): Promise<Float32Array> {
+  private async forwardBlock(...args: Parameters<Engine['forward']>): Promise<Float32Array> {
+    const [ids, start, cache, kernel, logits, attentionMass] = args;
     const { numLayers: L, numHeads: H, headDim: d, hiddenSize } = this.config;
     const m = ids.length;
     const positions = new Float32Array(m);

@@ -11,8 +11,9 @@ import {
   policyUsesBudget,
 } from '@semanticache/kv-cache';
 
-const SUPPLIED_BY_RUNTIME = ['budget', 'tokenIds', 'delimiters', 'windowImportance', 'accumulatedImportance'] as const;
-type SuppliedByRuntime = (typeof SUPPLIED_BY_RUNTIME)[number];
+/** Inputs of `compress` the session supplies, refused in `options` (delimiters may be given: they replace the model's). */
+const SUPPLIED_BY_RUNTIME = ['budget', 'tokenIds', 'windowImportance', 'accumulatedImportance'] as const;
+type SuppliedByRuntime = (typeof SUPPLIED_BY_RUNTIME)[number] | 'delimiters';
 
 /** Policy-specific knobs of `@semanticache/kv-cache`'s `compress`, minus what the session supplies itself. */
 export type PolicyKnobs<P extends PolicyName> = Omit<PolicyOptions[P], SuppliedByRuntime> &

@@ -178,11 +178,11 @@ export const semanticache: PolicyDefinition<'semanticache', SemanticacheOptions,
     if (threshold !== undefined && options.budget !== undefined) {
       throw new TypeError('semanticache: give either budget or threshold, not both');
     }
-    const preset = options.preset ?? (threshold !== undefined ? 'paper' : 'default');
-    if (resolved.seeds === 'importance') {
-      checkImportance('windowImportance', options.windowImportance, cache, `semanticache (preset '${preset}')`);
-    } else if (resolved.settings.seedOrder === 'importance' || resolved.settings.coreWeights === 'importance') {
-      checkImportance('windowImportance', options.windowImportance, cache, 'semanticache');
+    // the same rule that tells a session to collect the mass
+    if (needs(options).window) {
+      const preset = options.preset ?? (threshold !== undefined ? 'paper' : 'default');
+      const label = resolved.seeds === 'importance' ? `semanticache (preset '${preset}')` : 'semanticache';
+      checkImportance('windowImportance', options.windowImportance, cache, label);
     }
     const chunking = { delimiters, minChunkLength: options.minChunkLength, maxChunkLength: options.maxChunkLength };
     const startsByTokens = new Map<number, Uint32Array>();
