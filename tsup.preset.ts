@@ -17,3 +17,29 @@ export const packageBuild: Options = {
   target: 'node20',
   shims: true,
 };
+
+/**
+ * For a package that imports @semanticache/internal (private, never published): its code, and the declarations of
+ * what the package re-exports from it, are bundled in, so that the published package installs alone.
+ */
+export const inlineInternal: Options = {
+  noExternal: ['@semanticache/internal'],
+  dts: { compilerOptions: { paths: { '@semanticache/internal': ['../internal/src/index.ts'] } } },
+};
+
+/**
+ * An app: its library build, plus `src/cli.ts` bundled alone as an ESM command with a shebang (`dist/cli.js`, the
+ * package's bin). The two configs build in parallel, so the library's clean keeps the command's files.
+ */
+export const appBuild: Options[] = [
+  { ...packageBuild, clean: ['!cli.js', '!cli.js.map'] },
+  {
+    ...packageBuild,
+    entry: ['src/cli.ts'],
+    format: ['esm'],
+    dts: false,
+    banner: { js: '#!/usr/bin/env node' },
+    clean: false,
+    shims: false,
+  },
+];

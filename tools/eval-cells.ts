@@ -12,8 +12,8 @@ import {
   pairedPerplexityDifference,
   perplexity,
   signTest,
-} from '../apps/cli/src/stats';
-import { type Config, loadRuns, nameOf, type PplRow, type RetrievalRow } from './eval-runs';
+} from '../packages/eval/src/stats.js';
+import { type Config, loadRuns, nameOf, type PplRow, type RetrievalRow } from './eval-runs.js';
 
 const args = process.argv.slice(2);
 let reference = 'semanticache';

@@ -3,7 +3,7 @@
 //   pnpm exec tsx tools/results-tables.ts decode DIR…     the same for decode-ppl
 //   pnpm exec tsx tools/results-tables.ts retrieval DIR…  per task, policies × (length, ratio): accuracy
 // Runs of the same windows or cases are read as one (eval-runs.ts); a cell no run has is '—'.
-import { type Config, loadRuns, nameOf } from './eval-runs';
+import { type Config, loadRuns, nameOf } from './eval-runs.js';
 
 const [kind, ...dirs] = process.argv.slice(2);
 if (!['ppl', 'decode', 'retrieval'].includes(kind) || dirs.length === 0) {

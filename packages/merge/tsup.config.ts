@@ -1,4 +1,4 @@
 import { defineConfig } from 'tsup';
-import { packageBuild } from '../../tsup.preset';
+import { inlineInternal, packageBuild } from '../../tsup.preset.ts';
 
-export default defineConfig(packageBuild);
+export default defineConfig({ ...packageBuild, ...inlineInternal });

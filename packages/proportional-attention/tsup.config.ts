@@ -1,4 +1,5 @@
 import { defineConfig } from 'tsup';
-import { packageBuild } from '../../tsup.preset';
+import { inlineInternal, packageBuild } from '../../tsup.preset.ts';
 
-export default defineConfig(packageBuild);
+// The reference is its own entry so that it can be imported without the native addon.
+export default defineConfig({ ...packageBuild, ...inlineInternal, entry: ['src/index.ts', 'src/reference.ts'] });

@@ -1,5 +1,5 @@
 import { defineConfig } from 'tsup';
-import { packageBuild } from '../../tsup.preset';
+import { inlineInternal, packageBuild } from '../../tsup.preset.ts';
 
 // worker.ts is the entry WorkerModel starts in a worker thread
-export default defineConfig({ ...packageBuild, entry: ['src/index.ts', 'src/worker.ts'] });
+export default defineConfig({ ...packageBuild, ...inlineInternal, entry: ['src/index.ts', 'src/worker.ts'] });

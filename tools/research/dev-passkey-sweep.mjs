@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
-const require = createRequire(new URL('../../apps/cli/package.json', import.meta.url));
+const require = createRequire(new URL('../../packages/eval/package.json', import.meta.url));
 const { loadModel, Session } = await import(require.resolve('@semanticache/runtime'));
 const [L, N] = process.argv.slice(2, 4).map(Number);
 const ratio = Number(process.argv[4]);

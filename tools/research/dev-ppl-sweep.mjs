@@ -5,9 +5,10 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
-const require = createRequire(new URL('../../apps/cli/package.json', import.meta.url));
-const { loadModel, Session } = await import(require.resolve('@semanticache/runtime'));
-const { demoModelDir } = await import(require.resolve('@semanticache/model-demo'));
+const evalRequire = createRequire(new URL('../../packages/eval/package.json', import.meta.url));
+const cliRequire = createRequire(new URL('../../apps/cli/package.json', import.meta.url));
+const { loadModel, Session } = await import(evalRequire.resolve('@semanticache/runtime'));
+const { demoModelDir } = await import(cliRequire.resolve('@semanticache/model-demo'));
 const [C, T, W] = process.argv.slice(2, 5).map(Number);
 const ratios = process.argv[5].split(',').map(Number);
 const variants = JSON.parse(process.argv[6]);

@@ -1,7 +1,7 @@
 // `pnpm bench`: the command's own benchmark (speed and KV bytes vs context length per policy) on the demo model.
+import { loadRuntimeEngine } from '@semanticache/eval';
 import { demoModelDir } from '@semanticache/model-demo';
-import { main } from '../src/main';
-import { loadRuntimeEngine } from '../src/runtime-engine';
+import { main } from '../src/main.js';
 
 const controller = new AbortController();
 process.on('SIGINT', () => controller.abort());

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { helpText, parseCommand, parseNumber } from './args';
-import { generateSpec, samplingOpts } from './commands/generate';
-import { budgetOpt, parseRatio, policyOpt } from './commands/shared';
-import { UsageError } from './errors';
+import { helpText, parseCommand, parseNumber } from './args.js';
+import { generateSpec, samplingOpts } from './commands/generate.js';
+import { budgetOpt, parseRatio, policyOpt } from './commands/shared.js';
+import { UsageError } from './errors.js';
 
 describe('option parsing', () => {
   it('turns unknown flags, missing values and extra arguments into UsageErrors', () => {

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { UsageError } from './errors';
+import { UsageError } from './errors.js';
 
 export type OptionSpec = {
   type: 'string' | 'boolean';
@@ -39,8 +39,8 @@ export const MODEL_OPTIONS: Record<string, OptionSpec> = {
   'kv-dtype': {
     type: 'string',
     arg: 'TYPE',
-    help: 'KV-cache storage: float32 | float16 (half the bytes)',
-    default: 'float32',
+    help: 'KV-cache storage: float16 | float32 (twice the bytes, the exact fp32 cache)',
+    default: 'float16',
   },
 };
 
@@ -161,4 +161,9 @@ export function choice<T extends string>(allowed: readonly T[]) {
     }
     return item as T;
   };
+}
+
+/** The flag that sets a setting: `decodeTarget` → `--decode-target`. */
+export function flagName(setting: string): string {
+  return `--${setting.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 }

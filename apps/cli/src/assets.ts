@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { UsageError } from './errors';
+import { UsageError } from './errors.js';
 
 // src/ and dist/ both sit one level below the package root, next to assets/
 const assetsDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'assets');

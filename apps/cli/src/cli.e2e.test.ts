@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { packageRoot, repoRoot } from './test-support';
+import { packageRoot, repoRoot } from './test-support.js';
 
 // These run the built command (`pnpm build` first; turbo's test task depends on build) on the embedded demo model.
 const cli = path.join(packageRoot, 'dist', 'cli.js');
@@ -367,6 +367,21 @@ describe('inspect', () => {
     expect(html).not.toMatch(/https?:\/\//);
   });
 
+  it('at a ratio, shows the tokens the default policy dropped beside the ones it merged', async () => {
+    const file = path.join(tmp, 'ratio.html');
+    const r = await run(['inspect', '--tokens', '300', '--ratio', '0.75', '--out', file, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const summary = JSON.parse(r.stdout);
+    const html = readFileSync(file, 'utf8');
+    const count = (cls: string) => html.match(new RegExp(`class="tok ${cls}"`, 'g'))?.length ?? 0;
+    // ⌊300 · 0.25⌋ = 75 entries kept: the 36 protected tokens and one core per cluster
+    expect(summary.clusters + 36).toBe(75);
+    expect(count('prot')).toBe(36);
+    expect(count('drop')).toBeGreaterThan(0);
+    expect(count('prot') + count('drop') + count('merged') + count('single')).toBe(300);
+    expect(html).toContain(`<span>dropped tokens (in no core)</span><b>${count('drop')}</b>`);
+  });
+
   it('shows the middle layer unless told otherwise', async () => {
     const r = await run(['inspect', '--tokens', '120', '--out', path.join(tmp, 'mid.html'), '--json']);
     expect(r.code, r.stderr).toBe(0);
@@ -390,5 +405,25 @@ describe('demo', () => {
     expect(r.stdout).toMatch(/cache entries +[\d,]+ \(100\.0%\) +│ [\d,]+ \(\d+\.\d%\)/);
     expect(r.stdout).toContain('full cache continues:');
     expect(r.stdout).toContain('semanticache@0.75 continues:');
+  });
+});
+
+describe('serve', () => {
+  it('serves the demo model over HTTP until Ctrl-C, then exits 0', async () => {
+    const { child, done } = start(['serve', '--port', '0']);
+    const url = await new Promise<string>((resolve, reject) => {
+      let seen = '';
+      child.stderr?.on('data', (d: Buffer) => {
+        seen += d;
+        const m = seen.match(/listening on (http:\/\/\S+)/);
+        if (m) resolve(m[1]);
+      });
+      child.on('close', () => reject(new Error(`exited before listening: ${seen}`)));
+    });
+    const models = (await (await fetch(`${url}/v1/models`)).json()) as { data: { id: string }[] };
+    expect(models.data.map((m) => m.id)).toEqual(['semanticache-demo']);
+    child.kill('SIGINT');
+    const r = await done;
+    expect(r.code, r.stderr).toBe(0);
   });
 });

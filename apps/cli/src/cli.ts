@@ -1,8 +1,8 @@
+import { loadRuntimeEngine } from '@semanticache/eval';
 import { demoModelDir } from '@semanticache/model-demo';
-import type { CliContext } from './context';
-import { EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK } from './errors';
-import { main } from './main';
-import { loadRuntimeEngine } from './runtime-engine';
+import type { CliContext } from './context.js';
+import { EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK } from './errors.js';
+import { main } from './main.js';
 
 async function readStdin(): Promise<string | undefined> {
   if (process.stdin.isTTY) return undefined;

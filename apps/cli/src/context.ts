@@ -1,6 +1,5 @@
-import type { Engine, EngineOptions } from './engine';
-import type { ModelLocation } from './model-path';
-import { Progress, type ProgressStream } from './progress';
+import type { Engine, EngineOptions, ModelLocation } from '@semanticache/eval';
+import { Progress, type ProgressStream } from './progress.js';
 
 export interface OutStream extends ProgressStream {
   write(text: string): unknown;

@@ -1,12 +1,14 @@
-import { type CommandSpec, helpText } from './args';
-import { benchCommand, benchSpec } from './commands/bench';
-import { demoCommand, demoSpec } from './commands/demo';
-import { evalCommand, evalSpec } from './commands/eval';
-import { generateCommand, generateSpec } from './commands/generate';
-import { inspectCommand, inspectSpec } from './commands/inspect';
-import type { CliContext } from './context';
-import { EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError } from './errors';
-import { readVersion } from './version';
+import { SettingsError } from '@semanticache/eval';
+import { type CommandSpec, helpText } from './args.js';
+import { benchCommand, benchSpec } from './commands/bench.js';
+import { demoCommand, demoSpec } from './commands/demo.js';
+import { evalCommand, evalSpec } from './commands/eval.js';
+import { generateCommand, generateSpec } from './commands/generate.js';
+import { inspectCommand, inspectSpec } from './commands/inspect.js';
+import { serveCommand, serveSpec } from './commands/serve.js';
+import type { CliContext } from './context.js';
+import { EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UsageError } from './errors.js';
+import { readVersion } from './version.js';
 
 /** This package's version, from its package.json. */
 export const VERSION: string = readVersion();
@@ -22,6 +24,7 @@ export const COMMANDS: Command[] = [
   { spec: evalSpec, run: evalCommand },
   { spec: benchSpec, run: benchCommand },
   { spec: inspectSpec, run: inspectCommand },
+  { spec: serveSpec, run: serveCommand },
 ];
 
 export function mainHelp(): string {
@@ -63,7 +66,8 @@ export async function main(argv: string[], ctx: CliContext): Promise<number> {
   try {
     return await command.run(ctx, rest);
   } catch (err) {
-    if (err instanceof UsageError) {
+    // a setting the evaluation library rejects came from a flag: the same usage error
+    if (err instanceof UsageError || err instanceof SettingsError) {
       ctx.stderr.write(
         `semanticache ${command.spec.name}: ${err.message}\nUsage: ${command.spec.usage}\nRun 'semanticache ${command.spec.name} --help' for the options.\n`,
       );

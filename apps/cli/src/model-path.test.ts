@@ -1,8 +1,8 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { UsageError } from './errors';
-import { resolveModelLocation } from './model-path';
-import { repoRoot } from './test-support';
+import { UsageError } from './errors.js';
+import { resolveModelLocation } from './model-path.js';
+import { repoRoot } from './test-support.js';
 
 describe('resolveModelLocation', () => {
   const demo = () => '/demo';

@@ -1,10 +1,7 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { UsageError } from './errors';
-
-export type ModelLocation =
-  | { format: 'hf'; dir: string; label: string }
-  | { format: 'llama2c'; file: string; tokenizer: string; label: string };
+import type { ModelLocation } from '@semanticache/eval';
+import { UsageError } from './errors.js';
 
 /**
  * Checks a --model / --tokenizer pair before anything heavy loads, so a wrong path is a usage error (exit 2) rather

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Progress } from './progress';
+import { Progress } from './progress.js';
 
 describe('Progress', () => {
   function stream(isTTY: boolean) {

@@ -3,10 +3,10 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, wri
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { CliContext } from './context';
-import { main, VERSION } from './main';
-import { packageRoot } from './test-support';
-import { readVersion } from './version';
+import type { CliContext } from './context.js';
+import { main, VERSION } from './main.js';
+import { packageRoot } from './test-support.js';
+import { readVersion } from './version.js';
 
 const packageVersion = (JSON.parse(readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { version: string })
   .version;

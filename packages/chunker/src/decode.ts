@@ -1,3 +1,4 @@
+import { isIntegerIn } from '@semanticache/internal';
 import { TokenizerFormatError } from './errors.js';
 
 /** A tokenizer.json as text, as its UTF-8 bytes, or already parsed. */
@@ -56,10 +57,6 @@ function parseTokenizerJson(input: TokenizerJsonInput): Record<string, unknown> 
 /** Far above any real vocabulary (262 144 is the largest common one); bounds the per-id tables. */
 const MAX_VOCAB_SIZE = 1 << 24;
 
-function isValidId(id: unknown): id is number {
-  return typeof id === 'number' && Number.isInteger(id) && id >= 0 && id < MAX_VOCAB_SIZE;
-}
-
 function badId(id: unknown, where: string): TokenizerFormatError {
   return new TokenizerFormatError(`${where} has id ${String(id)}, which is not an integer in 0..${MAX_VOCAB_SIZE - 1}`);
 }
@@ -85,7 +82,7 @@ export function readTokenizerVocabulary(tokenizerJson: TokenizerJsonInput): Toke
     const byPiece = vocab as Record<string, unknown>;
     for (const piece in byPiece) {
       const id = byPiece[piece];
-      if (!isValidId(id)) throw badId(id, `model.vocab[${JSON.stringify(piece)}]`);
+      if (!isIntegerIn(id, 0, MAX_VOCAB_SIZE - 1)) throw badId(id, `model.vocab[${JSON.stringify(piece)}]`);
       tokens[id] = piece;
     }
   } else {
@@ -99,7 +96,7 @@ export function readTokenizerVocabulary(tokenizerJson: TokenizerJsonInput): Toke
     if (entry === null || typeof entry.content !== 'string') {
       throw new TokenizerFormatError(`added_tokens[${index}] has no string "content"`);
     }
-    if (!isValidId(entry.id)) throw badId(entry.id, `added_tokens[${index}]`);
+    if (!isIntegerIn(entry.id, 0, MAX_VOCAB_SIZE - 1)) throw badId(entry.id, `added_tokens[${index}]`);
     tokens[entry.id] = entry.content;
     if (entry.special === true) specialIds.push(entry.id);
   }

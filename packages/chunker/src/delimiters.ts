@@ -1,3 +1,4 @@
+import { isIntegerIn } from '@semanticache/internal';
 import { compileTokenDecoder, readTokenizerVocabulary, type TokenizerJsonInput } from './decode.js';
 
 /** Per-id bit flags in `DelimiterSet.flags`. */
@@ -220,7 +221,7 @@ export function delimitersFromVocabulary(
   let textOf: (id: number) => string;
   if (typeof vocabulary === 'function') {
     vocabSize = options.vocabSize ?? Number.NaN;
-    if (!Number.isInteger(vocabSize) || vocabSize < 1 || vocabSize > 1 << 24) {
+    if (!isIntegerIn(vocabSize, 1, 1 << 24)) {
       throw new RangeError(
         `options.vocabSize must be an integer in 1..2^24 when vocabulary is a function, got ${vocabSize}`,
       );
@@ -240,7 +241,7 @@ export function delimitersFromVocabulary(
   }
   const special = new Uint8Array(vocabSize);
   for (const id of options.specialIds ?? []) {
-    if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
+    if (!isIntegerIn(id, 0, vocabSize - 1)) {
       throw new RangeError(`options.specialIds has ${id}, outside 0..${vocabSize - 1}`);
     }
     special[id] = 1;

@@ -6,7 +6,7 @@
 import { loadavg } from 'node:os';
 import { mergeClusters } from '../../merge/src/index.js';
 import { type CompareTo, DEFAULT_THRESHOLD, type GscOptions, gscCluster } from '../src/index.js';
-import { type HeadCache, randomChunks, randomHead, structuredHead } from './synthetic.js';
+import { randomChunks, randomHead, type SyntheticHead, structuredHead } from './synthetic.js';
 
 const N = 8192;
 const D = 64;
@@ -20,8 +20,8 @@ const protectedMask = new Uint8Array(N);
 protectedMask.fill(1, 0, SINKS);
 protectedMask.fill(1, N - RECENT, N);
 
-function makeCache(kind: 'random' | 'structured'): { heads: HeadCache[]; offsets: Uint32Array[] } {
-  const heads: HeadCache[] = [];
+function makeCache(kind: 'random' | 'structured'): { heads: SyntheticHead[]; offsets: Uint32Array[] } {
+  const heads: SyntheticHead[] = [];
   const offsets: Uint32Array[] = [];
   for (let h = 0; h < HEADS; h++) {
     heads.push(
@@ -36,7 +36,7 @@ function makeCache(kind: 'random' | 'structured'): { heads: HeadCache[]; offsets
 }
 
 /** Mean relative L2 error of attention over cores (logit + ln size) against attention over every token. */
-function attentionError(head: HeadCache, cores: { keys: Float32Array; values: Float32Array; sizes: Float32Array }) {
+function attentionError(head: SyntheticHead, cores: { keys: Float32Array; values: Float32Array; sizes: Float32Array }) {
   const scale = 1 / Math.sqrt(D);
   const attend = (
     keys: Float32Array,

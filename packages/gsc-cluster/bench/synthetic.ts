@@ -24,7 +24,7 @@ export function makeGaussian(random: () => number): () => number {
   };
 }
 
-export interface HeadCache {
+export interface SyntheticHead {
   keys: Float32Array;
   values: Float32Array;
   /** Decode-time queries (numQueries × d) at positions n, n+1, …, drawn like the keys. */
@@ -42,7 +42,7 @@ export interface StructuredOptions {
 }
 
 /** Keys around `centres` Zipf-distributed centres with noise, plus RoPE rotation by position (θ = 10000). */
-export function structuredHead({ n, d, centres, noise, seed, numQueries }: StructuredOptions): HeadCache {
+export function structuredHead({ n, d, centres, noise, seed, numQueries }: StructuredOptions): SyntheticHead {
   const random = makeRandom(seed);
   const gauss = makeGaussian(random);
   const offset = Float64Array.from({ length: d }, () => gauss() * 0.7);
@@ -85,7 +85,7 @@ export function structuredHead({ n, d, centres, noise, seed, numQueries }: Struc
   return { keys, values, queries };
 }
 
-export function randomHead(n: number, d: number, seed: number, numQueries: number): HeadCache {
+export function randomHead(n: number, d: number, seed: number, numQueries: number): SyntheticHead {
   const gauss = makeGaussian(makeRandom(seed));
   return {
     keys: Float32Array.from({ length: n * d }, gauss),

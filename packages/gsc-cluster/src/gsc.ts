@@ -6,7 +6,8 @@
  * squared norms run through the same summation), so identical keys pass τ = 1 without a tolerance.
  */
 
-import { type GscExports, Layout } from './kernel.js';
+import { isIntegerIn } from '@semanticache/internal';
+import { type GscExports, Layout } from './gsc-simd.js';
 
 export type SeedOrder = 'position' | 'importance';
 export type CompareTo = 'seed' | 'centroid';
@@ -58,7 +59,7 @@ const TAU_RESOLUTION = 1e-7;
 interface Prepared {
   n: number;
   centroid: boolean;
-  kernel: GscExports;
+  simd: GscExports;
   /** Views into the module's memory, valid until the next call. */
   owner: Int32Array;
   simKey: Float64Array;
@@ -69,10 +70,6 @@ interface Prepared {
 /** The comparison key of τ: τ·|τ|, and −∞ at τ = −1 so that rounding can never keep a token out. */
 function thresholdKey(tau: number): number {
   return tau <= -1 ? Number.NEGATIVE_INFINITY : tau * Math.abs(tau);
-}
-
-function isIntegerIn(x: unknown, lo: number, hi: number): x is number {
-  return typeof x === 'number' && Number.isInteger(x) && x >= lo && x <= hi;
 }
 
 function validate(keys: unknown, n: unknown, d: unknown, offsets: unknown, options: GscOptions): void {
@@ -188,7 +185,7 @@ function prepare(
   const chunkMaxAt = layout.take(numChunks * 4);
   const compactTableAt = layout.take(256);
   const approximateAt = layout.take(n);
-  const { exports: kernel, buffer } = layout.kernel('gscCluster');
+  const { exports: simd, buffer } = layout.instance('gscCluster');
 
   new Float32Array(buffer, keysAt, n * d).set(keys);
   new Uint32Array(buffer, offsetsAt, numChunks + 1).set(offsets);
@@ -208,7 +205,7 @@ function prepare(
   }
   orderStart[numChunks] = w;
 
-  kernel.setup(
+  simd.setup(
     keysAt,
     d,
     n,
@@ -235,13 +232,13 @@ function prepare(
     approximateAt,
   );
   // Squares of finite float32 values cannot overflow float64, so a non-finite sum means NaN or ±Inf in the row.
-  const bad = kernel.squaredNorms();
+  const bad = simd.squaredNorms();
   if (bad >= 0) throw new RangeError(`gscCluster: keys row ${bad} contains NaN or Infinity`);
-  if (gramElements > 0) kernel.buildGram();
+  if (gramElements > 0) simd.buildGram();
   return {
     n,
     centroid,
-    kernel,
+    simd,
     owner: new Int32Array(buffer, ownerAt, n),
     simKey: new Float64Array(buffer, simKeyAt, n),
     approximate: new Uint8Array(buffer, approximateAt, n).fill(0),
@@ -254,8 +251,8 @@ function prepare(
  */
 function runPass(p: Prepared, tau: number, record: boolean): number {
   return p.centroid
-    ? p.kernel.passCentroid(thresholdKey(tau - CENTROID_TOLERANCE), record ? 1 : 0)
-    : p.kernel.pass(thresholdKey(tau), record ? 1 : 0);
+    ? p.simd.passCentroid(thresholdKey(tau - CENTROID_TOLERANCE), record ? 1 : 0)
+    : p.simd.pass(thresholdKey(tau), record ? 1 : 0);
 }
 
 /** The k-th smallest value (0-based) of `values`, which it reorders (Hoare selection, median-of-three pivots). */
@@ -288,7 +285,7 @@ export function kthSmallest(values: Float64Array, k: number): number {
 
 /** Turns the smallest-similarity members into singletons until `count` reaches `target`. Returns how many split. */
 function splitWeakestMembers(p: Prepared, count: number, target: number): number {
-  const { owner, simKey, approximate, n, kernel } = p;
+  const { owner, simKey, approximate, n, simd } = p;
   let need = target - count;
   if (need <= 0) return 0;
   let members = 0;
@@ -298,12 +295,12 @@ function splitWeakestMembers(p: Prepared, count: number, target: number): number
   for (let i = 0; i < n; i++) if (owner[i] !== i) keys[w++] = simKey[i];
   // Screened members carry estimates within `margin` of their exact keys. Every member whose exact key is at most
   // the exact cut has an estimate at most this bound, so exact keys there decide the same cut and the same splits.
-  const bound = kthSmallest(keys, need - 1) + 2 * kernel.screeningMargin();
+  const bound = kthSmallest(keys, need - 1) + 2 * simd.screeningMargin();
   w = 0;
   for (let i = 0; i < n; i++) {
     if (owner[i] === i) continue;
     if (approximate[i] !== 0 && simKey[i] <= bound) {
-      simKey[i] = kernel.exactKey(i);
+      simKey[i] = simd.exactKey(i);
       approximate[i] = 0;
     }
     keys[w++] = simKey[i];

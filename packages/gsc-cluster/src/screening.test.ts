@@ -1,4 +1,4 @@
-// The integer screening in the kernel must never change a decision: every result equals a plain float64 greedy pass
+// The integer screening in the SIMD module must never change a decision: every result equals a plain float64 greedy pass
 // with the same summation order, including pairs exactly at the threshold, tiny and huge rows, zero rows and d not a
 // multiple of 8.
 import fc from 'fast-check';

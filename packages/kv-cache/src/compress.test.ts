@@ -421,7 +421,7 @@ describe('compress: bad input', () => {
     expect(() => checkPolicyOptions('semanticache', { memberMassCap: -1 })).toThrow(/memberMassCap/);
     expect(() => checkPolicyOptions('semanticache', { chunkLength: 8 } as never)).toThrow(/chunkLength: not an option/);
     expect(() => checkPolicyOptions('chunkkv', { chunkLength: 0 })).toThrow(/chunkLength/);
-    expect(() => checkPolicyOptions('snapkv', { poolKernel: 4 })).toThrow(/poolKernel/);
+    expect(() => checkPolicyOptions('snapkv', { poolSize: 4 })).toThrow(/poolSize/);
     expect(() => checkPolicyOptions('h2o', { pooling: 'max' } as never)).toThrow(
       /pooling: not an option of policy 'h2o'/,
     );
@@ -471,8 +471,8 @@ describe('compress: bad input', () => {
     expect(() => compress(cache, 'chunkkv', { budget: { ratio: 0.5 }, windowImportance: negative })).toThrow(
       /\[1\]\[0\]\[7\]/,
     );
-    expect(() => compress(cache, 'snapkv', { budget: { ratio: 0.5 }, windowImportance: good, poolKernel: 4 })).toThrow(
-      /poolKernel/,
+    expect(() => compress(cache, 'snapkv', { budget: { ratio: 0.5 }, windowImportance: good, poolSize: 4 })).toThrow(
+      /poolSize/,
     );
     expect(() =>
       compress(cache, 'semanticache', { budget: { ratio: 0.5 }, tokenIds: tokenIds.subarray(5), delimiters }),

@@ -1,10 +1,22 @@
 import type { ProtectionOptions } from './plan.js';
 import { type Budget, checkBudget, checkNonNegativeInteger, type Importance, planHeads } from './plan.js';
-import { INPUT_KEYS, type PolicyDefinition, type PolicyNeeds } from './policies/policy.js';
+import { INPUT_KEYS, type LayerTrace, type PolicyDefinition, type PolicyNeeds } from './policies/policy.js';
 import { type PolicyName, type PolicyOptions, policyDefinition } from './registry.js';
 import type { KVCache } from './store.js';
 
 const PROTECTION_KEYS = ['sinkTokens', 'recentWindow'] as const satisfies readonly (keyof ProtectionOptions)[];
+
+/** Options of `compress` that every policy takes beside its own. */
+export interface CompressOptions {
+  /** also return what the compression did per head (`CompressionResult.trace`); off, nothing is recorded */
+  trace?: boolean;
+}
+const COMPRESS_KEYS = ['trace'] as const satisfies readonly (keyof CompressOptions)[];
+
+/** What a compression did, per layer, beyond its remap: the chunks a policy cut and which entries went together. */
+export interface CompressionTrace {
+  layers: LayerTrace[];
+}
 
 export interface CompressionResult {
   policy: PolicyName;
@@ -17,6 +29,8 @@ export interface CompressionResult {
    * it merged into, or the value-merge target), or -1 when evicted. Use it to carry accumulated mass forward.
    */
   remap: Int32Array[][];
+  /** only when asked for with `trace: true` */
+  trace?: CompressionTrace;
 }
 
 function countEntries(cache: KVCache): number {
@@ -32,7 +46,7 @@ function checkOptions(
 ): { definition: PolicyDefinition<string, object, unknown>; settings: unknown; budget: Budget | undefined } {
   const definition = policyDefinition(policy);
   if (options === null || typeof options !== 'object') throw new TypeError('options: expected an object');
-  const known: readonly string[] = [...INPUT_KEYS, ...PROTECTION_KEYS, ...definition.knobs];
+  const known: readonly string[] = [...INPUT_KEYS, ...COMPRESS_KEYS, ...PROTECTION_KEYS, ...definition.knobs];
   for (const key of Object.keys(options)) {
     if (!known.includes(key)) {
       throw new TypeError(
@@ -40,7 +54,10 @@ function checkOptions(
       );
     }
   }
-  const raw = options as ProtectionOptions & { budget?: unknown };
+  const raw = options as ProtectionOptions & { budget?: unknown; trace?: unknown };
+  if (raw.trace !== undefined && typeof raw.trace !== 'boolean') {
+    throw new TypeError(`trace: expected a boolean, got ${String(raw.trace)}`);
+  }
   checkNonNegativeInteger('sinkTokens', raw.sinkTokens, 0);
   checkNonNegativeInteger('recentWindow', raw.recentWindow, 0);
   const budget = raw.budget === undefined ? undefined : checkBudget(raw.budget);
@@ -51,7 +68,10 @@ function checkOptions(
  * Checks a policy's options without a cache — every knob's value, and that no option is unknown (a misspelt knob
  * is an error, not a silent default) — so that a caller can reject them before any work. `compress` runs it first.
  */
-export function checkPolicyOptions<P extends PolicyName>(policy: P, options: Partial<PolicyOptions[P]>): void {
+export function checkPolicyOptions<P extends PolicyName>(
+  policy: P,
+  options: Partial<PolicyOptions[P]> & CompressOptions,
+): void {
   checkOptions(policy, options);
 }
 
@@ -67,12 +87,13 @@ export function policyUsesBudget<P extends PolicyName>(policy: P, options: Parti
 
 /**
  * Compresses every layer × KV head of `cache` in place with one policy. All inputs are checked before anything
- * changes. A budget is a ceiling: heads whose protected entries exceed it keep them (`headsAboveBudget`).
+ * changes. A budget is a ceiling: heads whose protected entries exceed it keep them (`headsAboveBudget`). With
+ * `trace: true` the result also says which chunks the policy used and which entries went together (`trace`).
  */
 export function compress<P extends PolicyName>(
   cache: KVCache,
   policy: P,
-  options: PolicyOptions[P],
+  options: PolicyOptions[P] & CompressOptions,
 ): CompressionResult {
   const { definition, settings, budget } = checkOptions(policy, options);
   const usesBudget = definition.usesBudget(options);
@@ -89,9 +110,25 @@ export function compress<P extends PolicyName>(
     options as ProtectionOptions,
     definition.minKeepMiddle,
   );
-  const remap = plans.map((layerPlans, layer) => run(layer, layerPlans));
+  // recorded only on request: an untraced compression allocates nothing for it
+  const trace: CompressionTrace | undefined = options.trace
+    ? {
+        layers: plans.map((layerPlans) => ({
+          heads: layerPlans.map(({ length, sinkEnd, windowStart }) => ({ length, sinkEnd, windowStart })),
+        })),
+      }
+    : undefined;
+  const remap = plans.map((layerPlans, layer) => run(layer, layerPlans, trace?.layers[layer]));
   const headsAboveBudget = plans.reduce((n, layerPlans) => n + layerPlans.filter((p) => p.aboveBudget).length, 0);
-  return { policy, entriesBefore, entriesAfter: countEntries(cache), headsAboveBudget, remap };
+  const result: CompressionResult = {
+    policy,
+    entriesBefore,
+    entriesAfter: countEntries(cache),
+    headsAboveBudget,
+    remap,
+  };
+  if (trace) result.trace = trace;
+  return result;
 }
 
 /**

@@ -1,5 +1,13 @@
 export {
+  float16BitsToFloat32,
+  float16BitsToFloat32Array,
+  float32ArrayToFloat16Bits,
+  float32ToFloat16Bits,
+} from '@semanticache/internal';
+export {
   type CompressionResult,
+  type CompressionTrace,
+  type CompressOptions,
   checkPolicyOptions,
   compress,
   policyNeeds,
@@ -8,13 +16,8 @@ export {
 } from './compress.js';
 export { MissingImportanceError, SnapshotError, type SnapshotErrorReason } from './errors.js';
 export {
-  float16BitsToFloat32,
-  float16BitsToFloat32Array,
-  float32ArrayToFloat16Bits,
-  float32ToFloat16Bits,
-} from './fp16.js';
-export {
   type Budget,
+  checkBudget,
   DEFAULT_RECENT_WINDOW,
   DEFAULT_SINK_TOKENS,
   type Importance,
@@ -22,8 +25,8 @@ export {
   targetEntries,
 } from './plan.js';
 export { DEFAULT_CHUNK_LENGTH } from './policies/chunkkv.js';
-export type { PolicyDefinition, PolicyNeeds } from './policies/policy.js';
-export { DEFAULT_POOL_KERNEL, DEFAULT_POOLING, type Pooling } from './policies/pooling.js';
+export type { HeadTrace, LayerTrace, PolicyDefinition, PolicyNeeds } from './policies/policy.js';
+export { DEFAULT_POOL_SIZE, DEFAULT_POOLING, type Pooling } from './policies/pooling.js';
 export type { SemanticacheOptions } from './policies/semanticache.js';
 export {
   resolveSemanticacheKnobs,

@@ -1,3 +1,4 @@
+import { isIntegerIn } from '@semanticache/internal';
 import { MissingImportanceError } from './errors.js';
 import type { KVCache } from './store.js';
 
@@ -36,7 +37,7 @@ export interface HeadPlan {
 
 export function checkNonNegativeInteger(name: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
+  if (!isIntegerIn(value, 0, Number.POSITIVE_INFINITY)) {
     throw new RangeError(`${name}: expected a non-negative integer, got ${String(value)}`);
   }
   return value;
@@ -57,7 +58,7 @@ export function checkBudget(budget: unknown): Budget {
     return { ratio: b.ratio };
   }
   if (b.maxEntries !== undefined) {
-    if (typeof b.maxEntries !== 'number' || !Number.isInteger(b.maxEntries) || b.maxEntries < 1) {
+    if (!isIntegerIn(b.maxEntries, 1, Number.POSITIVE_INFINITY)) {
       throw new RangeError(`budget.maxEntries: expected a positive integer, got ${String(b.maxEntries)}`);
     }
     return { maxEntries: b.maxEntries };

@@ -1,7 +1,7 @@
+import type { KVDtype } from '@semanticache/internal';
 import { SnapshotError } from './errors.js';
 
-/** Storage dtype of cached keys and values (the snapshot codes them 1 and 2). */
-export type KVDtype = 'float32' | 'float16';
+// The storage dtype is coded 1 (float32) and 2 (float16).
 
 // Layout (little-endian):
 //   0  magic "SCKV"            4  u32 format version

@@ -1,5 +1,5 @@
+import { float16BitsToFloat32 } from '@semanticache/internal';
 import { describe, expect, it } from 'vitest';
-import { float16BitsToFloat32 } from './fp16.js';
 import { KVCache } from './store.js';
 import { rng } from './test-support.js';
 

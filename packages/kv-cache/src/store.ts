@@ -1,18 +1,14 @@
+import {
+  float16BitsToFloat32Array,
+  float32ArrayToFloat16Bits,
+  type HeadCache,
+  isIntegerIn,
+  type KVDtype,
+} from '@semanticache/internal';
 import { SnapshotError } from './errors.js';
-import { float16BitsToFloat32Array, float32ArrayToFloat16Bits } from './fp16.js';
-import { decodeSnapshot, encodeSnapshot, type KVDtype, type SnapshotState } from './snapshot.js';
+import { decodeSnapshot, encodeSnapshot, type SnapshotState } from './snapshot.js';
 
-export type { KVDtype };
-
-/** What the attention kernel reads for one KV head (the proportional-attention `HeadCache` contract). */
-export interface HeadCache {
-  /** length × headDim, fp32 or fp16 bits */
-  keys: Float32Array | Uint16Array;
-  values: Float32Array | Uint16Array;
-  /** ln(size) per entry; 0 for raw tokens */
-  logSizes: Float32Array;
-  length: number;
-}
+export type { HeadCache, KVDtype };
 
 /** A zero-copy view of one head's live entries: the kernel's HeadCache plus the bookkeeping compression needs. */
 export interface HeadView extends HeadCache {
@@ -54,7 +50,7 @@ export interface CacheBytes {
 const DEFAULT_INITIAL_CAPACITY = 256;
 
 function checkPositiveInteger(name: string, value: unknown, max = 1 << 20): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > max) {
+  if (!isIntegerIn(value, 1, max)) {
     throw new RangeError(`${name}: expected an integer in [1, ${max}], got ${String(value)}`);
   }
   return value;
@@ -209,7 +205,7 @@ export class KVCache {
   splice(layer: number, head: number, from: number, to: number, contents: HeadContents): void {
     const s = this.slot(layer, head);
     const current = this.lengths[s];
-    if (!Number.isInteger(from) || !Number.isInteger(to) || from < 0 || from > to || to > current) {
+    if (!isIntegerIn(from, 0, current) || !isIntegerIn(to, from, current)) {
       throw new RangeError(`from, to: expected 0 ≤ from ≤ to ≤ ${current}, got ${String(from)}, ${String(to)}`);
     }
     const { length, origins } = this.checkContents(layer, contents);
@@ -274,7 +270,7 @@ export class KVCache {
    * leaves the cache unchanged.
    */
   truncate(tokens: number): void {
-    if (!Number.isInteger(tokens) || tokens < 0) {
+    if (!isIntegerIn(tokens, 0, Number.POSITIVE_INFINITY)) {
       throw new RangeError(`tokens: expected a non-negative integer, got ${String(tokens)}`);
     }
     const H = this.numKvHeads;
@@ -319,7 +315,7 @@ export class KVCache {
 
   /** Reallocates every head to its length plus `headroom` entries, releasing what compression freed. */
   shrinkToFit(headroom = 0): void {
-    if (!Number.isInteger(headroom) || headroom < 0) {
+    if (!isIntegerIn(headroom, 0, Number.POSITIVE_INFINITY)) {
       throw new RangeError(`headroom: expected a non-negative integer, got ${String(headroom)}`);
     }
     for (let s = 0; s < this.lengths.length; s++) this.reallocate(s, Math.max(1, this.lengths[s] + headroom));
@@ -435,14 +431,14 @@ export class KVCache {
   }
 
   private checkLayer(layer: number): void {
-    if (!Number.isInteger(layer) || layer < 0 || layer >= this.numLayers) {
+    if (!isIntegerIn(layer, 0, this.numLayers - 1)) {
       throw new RangeError(`layer: expected an integer in [0, ${this.numLayers - 1}], got ${String(layer)}`);
     }
   }
 
   private slot(layer: number, head: number): number {
     this.checkLayer(layer);
-    if (!Number.isInteger(head) || head < 0 || head >= this.numKvHeads) {
+    if (!isIntegerIn(head, 0, this.numKvHeads - 1)) {
       throw new RangeError(`head: expected an integer in [0, ${this.numKvHeads - 1}], got ${String(head)}`);
     }
     return layer * this.numKvHeads + head;
@@ -452,7 +448,7 @@ export class KVCache {
   private checkContents(layer: number, contents: HeadContents): { length: number; origins: Int32Array | undefined } {
     if (contents === null || typeof contents !== 'object') throw new TypeError('contents: expected an object');
     const { length } = contents;
-    if (!Number.isInteger(length) || length < 0) {
+    if (!isIntegerIn(length, 0, Number.POSITIVE_INFINITY)) {
       throw new RangeError(`contents.length: expected a non-negative integer, got ${String(length)}`);
     }
     const d = this.headDim;

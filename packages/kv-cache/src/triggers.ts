@@ -1,3 +1,4 @@
+import { isIntegerIn } from '@semanticache/internal';
 import type { Budget } from './plan.js';
 import type { KVCache } from './store.js';
 
@@ -14,11 +15,11 @@ export interface DecodeTrigger {
 function checkTrigger(trigger: DecodeTrigger): { maxEntries: number; targetEntries: number } {
   if (trigger === null || typeof trigger !== 'object') throw new TypeError('trigger: expected { maxEntries }');
   const { maxEntries } = trigger;
-  if (!Number.isInteger(maxEntries) || maxEntries < 1) {
+  if (!isIntegerIn(maxEntries, 1, Number.POSITIVE_INFINITY)) {
     throw new RangeError(`trigger.maxEntries: expected a positive integer, got ${String(maxEntries)}`);
   }
   const targetEntries = trigger.targetEntries ?? Math.max(1, Math.floor((maxEntries * 3) / 4));
-  if (!Number.isInteger(targetEntries) || targetEntries < 1 || targetEntries > maxEntries) {
+  if (!isIntegerIn(targetEntries, 1, maxEntries)) {
     throw new RangeError(
       `trigger.targetEntries: expected an integer in [1, ${maxEntries}], got ${String(targetEntries)}`,
     );

@@ -1,9 +1,10 @@
 /**
  * Clusters → semantic cores: the weighted mean of each cluster's keys and values, sizes added.
  * Means accumulate in float64, since a core can stand for thousands of tokens. Inputs are validated here; the means
- * are computed by a WebAssembly SIMD kernel (assembly/merge.ts, compiled into merge.wasm.ts).
+ * are computed by a WebAssembly SIMD module (assembly/merge.ts, compiled into merge.wasm.ts).
  */
 
+import { isIntegerIn, WasmInstances, type WasmMemory } from '@semanticache/internal';
 import { wasmBase64 } from './merge.wasm.js';
 
 export type PositionMode = 'mean' | 'first';
@@ -38,10 +39,6 @@ export interface Cores {
   positions: Float64Array;
   /** Sum of the members' `weights` (the sizes when none were given); pass it back as `weights` to merge cores again. */
   weights: Float64Array;
-}
-
-function isIntegerIn(x: unknown, lo: number, hi: number): x is number {
-  return typeof x === 'number' && Number.isInteger(x) && x >= lo && x <= hi;
 }
 
 function validate(input: MergeInput): void {
@@ -105,21 +102,8 @@ function validate(input: MergeInput): void {
   }
 }
 
-/** The part of the WebAssembly API used here (the package compiles without DOM typings). */
-interface WasmApi {
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
-  Memory: new (descriptor: { initial: number }) => WasmMemory;
-}
-
-interface WasmMemory {
-  readonly buffer: ArrayBuffer;
-  grow(pages: number): number;
-}
-
-/** The compiled kernel (assembly/merge.ts) bound to a memory. */
-interface Kernel {
-  memory: WasmMemory;
+/** The compiled module (assembly/merge.ts). */
+interface MergeExports {
   /** Means of clusters' rows into dst; returns the first cluster whose mean is not finite, or -1. */
   meanRows(
     src: number,
@@ -133,40 +117,15 @@ interface Kernel {
   ): number;
 }
 
-const PAGE_BYTES = 65536;
-/** 4 GiB, all a 32-bit WebAssembly memory can address. */
-const MAX_PAGES = 65536;
-/** The memory kept between calls grows up to this; a call that needs more gets a memory of its own, freed with it. */
-const RETAINED_BYTES = 64 * 2 ** 20;
+/** One instance and its memory are kept between calls up to 64 MiB; a call that needs more gets one of its own. */
+const instances = new WasmInstances<MergeExports>(wasmBase64);
 
-let compiled: object | undefined;
-let retained: Kernel | undefined;
-
-function instantiate(pages: number): Kernel {
-  const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
-  compiled ??= new wasm.Module(Uint8Array.from(atob(wasmBase64), (c) => c.charCodeAt(0)));
-  const memory = new wasm.Memory({ initial: pages });
-  const { exports } = new wasm.Instance(compiled, { env: { memory } });
-  return { memory, meanRows: exports.meanRows as Kernel['meanRows'] };
-}
-
-/** A kernel whose memory holds at least `bytes`. */
-function kernelWith(bytes: number, n: number, d: number): Kernel {
-  const pages = Math.ceil(bytes / PAGE_BYTES);
-  const fail = (cause?: unknown) => {
+/** An instance whose memory holds at least `bytes`. */
+function instanceWith(bytes: number, n: number, d: number): { memory: WasmMemory; exports: MergeExports } {
+  return instances.holding(bytes, (cause) => {
     const message = `mergeClusters: n = ${n}, d = ${d} needs ${bytes} bytes of WebAssembly memory, more than available`;
     return new RangeError(message, { cause });
-  };
-  if (pages > MAX_PAGES) throw fail();
-  try {
-    if (bytes > RETAINED_BYTES) return instantiate(pages);
-    if (retained === undefined) retained = instantiate(pages);
-    const have = retained.memory.buffer.byteLength / PAGE_BYTES;
-    if (have < pages) retained.memory.grow(pages - have);
-    return retained;
-  } catch (error) {
-    throw fail(error);
-  }
+  });
 }
 
 const align16 = (bytes: number) => Math.ceil(bytes / 16) * 16;
@@ -212,14 +171,14 @@ function throwNonFinite(input: MergeInput, members: Int32Array, from: number, to
  *
  * A cluster's mean is, per dimension, (((w0·x0 + w1·x1) + w2·x2) + …) · (1 / Σw) in float64 over its members in index
  * order, rounded once to float32; a cluster of one member is its row, bit for bit. The means are computed by a
- * WebAssembly SIMD kernel (assembly/merge.ts) in one memory kept between calls.
+ * WebAssembly SIMD module (assembly/merge.ts) in one memory kept between calls.
  */
 export function mergeClusters(input: MergeInput): Cores {
   validate(input);
   const { keys, values, sizes, positions, n, d, assignment, numClusters: k, weights } = input;
   const first = input.positionMode === 'first';
 
-  // Counting sort of the entries by cluster; every id is checked before the kernel sees it.
+  // Counting sort of the entries by cluster; every id is checked before the module sees it.
   const start = new Int32Array(k + 1);
   for (let i = 0; i < n; i++) {
     const c = assignment[i];
@@ -239,15 +198,15 @@ export function mergeClusters(input: MergeInput): Cores {
     return { keys: new Float32Array(0), values: new Float32Array(0), ...empty };
   }
 
-  // Kernel memory: member weights (f64), 1 / Σw per cluster (f64), start, members, the input rows, the means.
+  // Module memory: member weights (f64), 1 / Σw per cluster (f64), start, members, the input rows, the means.
   const weightAt = 0;
   const invAt = weightAt + align16(8 * n);
   const startAt = invAt + align16(8 * k);
   const membersAt = startAt + align16(4 * (k + 1));
   const rowsAt = membersAt + align16(4 * n);
   const meansAt = rowsAt + align16(4 * n * d);
-  const kernel = kernelWith(meansAt + 4 * k * d, n, d);
-  const { buffer } = kernel.memory;
+  const simd = instanceWith(meansAt + 4 * k * d, n, d);
+  const { buffer } = simd.memory;
   const memberWeight = new Float64Array(buffer, weightAt, n);
   const inv = new Float64Array(buffer, invAt, k);
   new Int32Array(buffer, startAt, k + 1).set(start);
@@ -259,7 +218,7 @@ export function mergeClusters(input: MergeInput): Cores {
     const from = start[c];
     const to = start[c + 1];
     if (to - from === 1) {
-      // the kernel copies a single member's row; its weights are not read
+      // the module copies a single member's row; its weights are not read
       const i = members[from];
       const s = sizes === undefined ? 1 : sizes[i];
       outSizes[c] = s;
@@ -299,10 +258,10 @@ export function mergeClusters(input: MergeInput): Cores {
   const rows = new Float32Array(buffer, rowsAt, n * d);
   const means = new Float32Array(buffer, meansAt, k * d);
   rows.set(keys);
-  const badKey = kernel.meanRows(rowsAt, meansAt, membersAt, startAt, weightAt, invAt, k, d);
+  const badKey = simd.exports.meanRows(rowsAt, meansAt, membersAt, startAt, weightAt, invAt, k, d);
   const outKeys = badKey < 0 ? means.slice() : null;
   rows.set(values);
-  const badValue = kernel.meanRows(rowsAt, meansAt, membersAt, startAt, weightAt, invAt, k, d);
+  const badValue = simd.exports.meanRows(rowsAt, meansAt, membersAt, startAt, weightAt, invAt, k, d);
   if (outKeys === null || badValue >= 0) {
     const c = badKey < 0 || (badValue >= 0 && badValue < badKey) ? badValue : badKey;
     throwNonFinite(input, members, start[c], start[c + 1], c);

@@ -1,7 +1,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { requireRetrievalModelDir, retrievalModelDir } from './index';
+import { requireRetrievalModelDir, retrievalModelDir } from './index.js';
 
 describe('model-demo-retrieval', () => {
   it('ships every shard named by the safetensors index', () => {

@@ -1,7 +1,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { demoModelDir, requireDemoModelDir } from './index';
+import { demoModelDir, requireDemoModelDir } from './index.js';
 
 describe('model-demo', () => {
   it('ships every shard named by the safetensors index', () => {

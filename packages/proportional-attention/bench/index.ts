@@ -4,13 +4,13 @@ import os from 'node:os';
 import {
   bandwidthProbe,
   decode,
+  float32ArrayToFloat16Bits,
   getThreads,
   type HeadCache,
   prefill,
   referenceAttention,
   setThreads,
   simdLevel,
-  toFloat16Bits,
 } from '../src/index.js';
 
 const quick = process.argv.includes('--quick');
@@ -35,7 +35,7 @@ function makeLayer(Hkv: number, n: number, d: number, dtype: 'fp32' | 'fp16', se
     for (let j = 0; j < n; j++) logSizes[j] = Math.log(1 + (j % 4));
     return dtype === 'fp32'
       ? { keys, values, logSizes, length: n }
-      : { keys: toFloat16Bits(keys), values: toFloat16Bits(values), logSizes, length: n };
+      : { keys: float32ArrayToFloat16Bits(keys), values: float32ArrayToFloat16Bits(values), logSizes, length: n };
   });
 }
 

@@ -10,12 +10,12 @@ import { loadNativeAddon } from './load-addon.js';
 import type { DecodeArgs, HeadCache, PrefillArgs } from './types.js';
 
 export {
-  floatToHalf,
-  fromFloat16Bits,
-  halfToFloat,
+  float16BitsToFloat32,
+  float16BitsToFloat32Array,
+  float32ArrayToFloat16Bits,
+  float32ToFloat16Bits,
   type ReferenceArgs,
   referenceAttention,
-  toFloat16Bits,
 } from './reference.js';
 export type { DecodeArgs, HeadCache, PrefillArgs } from './types.js';
 
@@ -50,10 +50,21 @@ interface NativeAddon {
   bandwidthProbe(megabytes: number, repeats: number): { readGBps: number; copyGBps: number; threads: number };
 }
 
-// The package root holds binding.gyp, build/ and prebuilds/; this file sits one level below it in src/ and dist/.
-const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const requireFromHere = createRequire(import.meta.url);
-const native = loadNativeAddon<NativeAddon>(packageRoot, requireFromHere('node-gyp-build'), requireFromHere);
+let loaded: NativeAddon | undefined;
+
+/**
+ * The addon, loaded on the first call that needs it: importing the package never fails, so a consumer can fall back
+ * to the reference (`@semanticache/proportional-attention/reference`) when the binary is missing.
+ */
+function native(): NativeAddon {
+  if (loaded === undefined) {
+    // The package root holds binding.gyp, build/ and prebuilds/; this file sits one level below it in src/ and dist/.
+    const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+    const requireFromHere = createRequire(import.meta.url);
+    loaded = loadNativeAddon<NativeAddon>(packageRoot, requireFromHere('node-gyp-build'), requireFromHere);
+  }
+  return loaded;
+}
 
 const MAX_INDEX = 2 ** 31 - 1;
 
@@ -173,7 +184,7 @@ export function decode(args: DecodeArgs): Float32Array {
 /** Causal attention of a block of m tokens (q: m × H × d), already appended to every head. Returns out. */
 export function prefill(args: PrefillArgs): Float32Array {
   const c = checkArgs(args, 'prefill');
-  native.attention(args.q, args.heads, c.numHeads, c.headDim, c.blockLength, c.scale, c.out, c.attentionMass);
+  native().attention(args.q, args.heads, c.numHeads, c.headDim, c.blockLength, c.scale, c.out, c.attentionMass);
   return c.out;
 }
 
@@ -193,7 +204,7 @@ export function decodeAsync(args: DecodeArgs): Promise<Float32Array> {
 export function prefillAsync(args: PrefillArgs): Promise<Float32Array> {
   try {
     const c = checkArgs(args, 'prefillAsync');
-    return native.attentionAsync(
+    return native().attentionAsync(
       args.q,
       args.heads,
       c.numHeads,
@@ -210,16 +221,16 @@ export function prefillAsync(args: PrefillArgs): Promise<Float32Array> {
 
 /** Size of the native pool (calling thread included). Default min(hardware threads, 2). */
 export function setThreads(threads: number): void {
-  native.setThreads(checkInteger(threads, 'threads', 1, 256));
+  native().setThreads(checkInteger(threads, 'threads', 1, 256));
 }
 
 export function getThreads(): number {
-  return native.getThreads();
+  return native().getThreads();
 }
 
 /** Instruction set of the active kernels: 'avx2' (AVX2 + FMA + F16C) or 'scalar'. */
 export function simdLevel(): SimdLevel {
-  return native.simdLevel();
+  return native().simdLevel();
 }
 
 /**
@@ -229,11 +240,11 @@ export function simdLevel(): SimdLevel {
 export function setSimdLevel(level: 'auto' | SimdLevel): SimdLevel {
   if (level !== 'auto' && level !== 'avx2' && level !== 'scalar')
     throw new RangeError(`level must be 'auto', 'avx2' or 'scalar', got ${String(level)}`);
-  return native.setSimdLevel(level);
+  return native().setSimdLevel(level);
 }
 
 export function supportsAvx2(): boolean {
-  return native.supportsAvx2();
+  return native().supportsAvx2();
 }
 
 /**
@@ -247,6 +258,6 @@ export function bandwidthProbe(options: { megabytes?: number; repeats?: number }
 } {
   const megabytes = checkInteger(options.megabytes ?? 256, 'megabytes', 1, 16384);
   const repeats = checkInteger(options.repeats ?? 5, 'repeats', 1, 1000);
-  const { readGBps, copyGBps, threads } = native.bandwidthProbe(megabytes, repeats);
+  const { readGBps, copyGBps, threads } = native().bandwidthProbe(megabytes, repeats);
   return { readGBps, copyGBps, threads };
 }

@@ -77,3 +77,32 @@ describe('native addon loading', () => {
     expect(['avx2', 'scalar']).toContain(addon.simdLevel());
   });
 });
+
+describe('the built package without a binary', () => {
+  // dist/ copied beside no build/ and no prebuilds/: importing must succeed, the reference must work, and the
+  // first kernel call must throw the install advice (the addon loads on first use, not at import).
+  const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+  it('imports, runs the reference, and fails only on the first kernel call', async () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'pa-nobinary-'));
+    try {
+      fs.cpSync(path.join(packageRoot, 'dist'), path.join(root, 'dist'), { recursive: true });
+      fs.writeFileSync(path.join(root, 'package.json'), JSON.stringify({ type: 'module' }));
+      fs.symlinkSync(path.join(packageRoot, 'node_modules'), path.join(root, 'node_modules'), 'dir');
+      const index = await import(path.join(root, 'dist', 'index.js'));
+      const { referenceAttention } = await import(path.join(root, 'dist', 'reference.js'));
+      const head = {
+        keys: new Float32Array([1, 0]),
+        values: new Float32Array([3, 4]),
+        logSizes: new Float32Array(1),
+        length: 1,
+      };
+      const args = { q: new Float32Array([1, 1]), heads: [head], numHeads: 1, headDim: 2 };
+      expect(Array.from(referenceAttention(args))).toEqual([3, 4]);
+      expect(() => index.decode(args)).toThrow(/no prebuilt binary for .* and no local build/);
+      expect(() => index.simdLevel()).toThrow(/no prebuilt binary/);
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
+});

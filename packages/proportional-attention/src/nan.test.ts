@@ -3,8 +3,8 @@
 // that query's whole output row NaN and its masses NaN; a NaN in element k of a value row it sees makes element k of
 // its output NaN (weight × NaN, weight 0 included); a query whose logits are all −∞ gets zeros and no mass.
 import { describe, expect, it } from 'vitest';
-import { decode, prefill, referenceAttention, setSimdLevel, setThreads, toFloat16Bits } from './index.js';
-import { fromFloat16Bits } from './reference.js';
+import { decode, float32ArrayToFloat16Bits, prefill, referenceAttention, setSimdLevel, setThreads } from './index.js';
+import { float16BitsToFloat32Array } from './reference.js';
 import { randomArray, randomCache, restoreKernelSettingsAfterAll, rng, SIMD_LEVELS } from './test-helpers.js';
 import type { HeadCache } from './types.js';
 
@@ -187,8 +187,16 @@ function makeCase(config: Config, m: number, seed: number): Case {
 /** What the kernel reads (fp16 bits for a fp16 cache) and what the reference gets (the same values as fp32). */
 function storage(c: Case, dtype: 'float32' | 'float16'): { heads: HeadCache[]; rounded: HeadCache[] } {
   if (dtype === 'float32') return { heads: c.heads, rounded: c.heads };
-  const heads = c.heads.map((h) => ({ ...h, keys: toFloat16Bits(h.keys), values: toFloat16Bits(h.values) }));
-  const rounded = heads.map((h) => ({ ...h, keys: fromFloat16Bits(h.keys), values: fromFloat16Bits(h.values) }));
+  const heads = c.heads.map((h) => ({
+    ...h,
+    keys: float32ArrayToFloat16Bits(h.keys),
+    values: float32ArrayToFloat16Bits(h.values),
+  }));
+  const rounded = heads.map((h) => ({
+    ...h,
+    keys: float16BitsToFloat32Array(h.keys),
+    values: float16BitsToFloat32Array(h.values),
+  }));
   return { heads, rounded };
 }
 

@@ -4,7 +4,7 @@ import onnxProto from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { decode, prefill, setSimdLevel } from './index.js';
-import { fromFloat16Bits } from './reference.js';
+import { float16BitsToFloat32Array } from './reference.js';
 import {
   randomArray,
   randomCache,
@@ -63,7 +63,7 @@ async function mhaSession(H: number, d: number, S: number, L: number, scale: num
   return ort.InferenceSession.create(bytes, { intraOpNumThreads: 1 });
 }
 
-const asFloat32 = (a: Float32Array | Uint16Array) => (a instanceof Uint16Array ? fromFloat16Bits(a) : a);
+const asFloat32 = (a: Float32Array | Uint16Array) => (a instanceof Uint16Array ? float16BitsToFloat32Array(a) : a);
 
 /**
  * Runs ORT on the same inputs: every query head gets its KV head's keys and values (GQA expanded), padded to the

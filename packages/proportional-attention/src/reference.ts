@@ -2,60 +2,15 @@
  * Straightforward TypeScript reference of the kernel's math, in float64: the oracle for tests and a fallback for
  * tools that must run without the native addon. Same arguments and semantics as `prefill` / `decode`.
  */
+import { float16BitsToFloat32 } from '@semanticache/internal';
 import type { HeadCache } from './types.js';
 
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-
-/** IEEE binary16 bits → number. */
-export function halfToFloat(bits: number): number {
-  const sign = bits & 0x8000 ? -1 : 1;
-  const exponent = (bits >> 10) & 0x1f;
-  const mantissa = bits & 0x3ff;
-  if (exponent === 0) return sign * mantissa * 2 ** -24;
-  if (exponent === 31) return mantissa === 0 ? sign * Number.POSITIVE_INFINITY : Number.NaN;
-  return sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
-}
-
-/** number → IEEE binary16 bits, round to nearest even (via float32, as hardware converters do). */
-export function floatToHalf(value: number): number {
-  f32[0] = value;
-  const x = u32[0];
-  const sign = (x >>> 16) & 0x8000;
-  const exponent = (x >>> 23) & 0xff;
-  const mantissa = x & 0x7fffff;
-  if (exponent === 0xff) return sign | 0x7c00 | (mantissa !== 0 ? 0x200 : 0);
-  const e = exponent - 127 + 15;
-  if (e >= 31) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    const m = mantissa | 0x800000;
-    const shift = 14 - e;
-    const half = 1 << (shift - 1);
-    const rest = m & ((1 << shift) - 1);
-    let h = m >>> shift;
-    if (rest > half || (rest === half && (h & 1) === 1)) h += 1;
-    return sign | h;
-  }
-  let h = (e << 10) | (mantissa >>> 13);
-  const rest = mantissa & 0x1fff;
-  if (rest > 0x1000 || (rest === 0x1000 && (h & 1) === 1)) h += 1;
-  return sign | h;
-}
-
-/** Float32Array → Uint16Array of fp16 bits. */
-export function toFloat16Bits(values: ArrayLike<number>): Uint16Array {
-  const out = new Uint16Array(values.length);
-  for (let i = 0; i < values.length; i++) out[i] = floatToHalf(values[i]);
-  return out;
-}
-
-/** Uint16Array of fp16 bits → Float32Array. */
-export function fromFloat16Bits(bits: Uint16Array): Float32Array {
-  const out = new Float32Array(bits.length);
-  for (let i = 0; i < bits.length; i++) out[i] = halfToFloat(bits[i]);
-  return out;
-}
+export {
+  float16BitsToFloat32,
+  float16BitsToFloat32Array,
+  float32ArrayToFloat16Bits,
+  float32ToFloat16Bits,
+} from '@semanticache/internal';
 
 export interface ReferenceArgs {
   q: Float32Array;
@@ -70,7 +25,7 @@ export interface ReferenceArgs {
 
 function readRow(array: Float32Array | Uint16Array, offset: number, d: number): Float64Array {
   const row = new Float64Array(d);
-  if (array instanceof Uint16Array) for (let k = 0; k < d; k++) row[k] = halfToFloat(array[offset + k]);
+  if (array instanceof Uint16Array) for (let k = 0; k < d; k++) row[k] = float16BitsToFloat32(array[offset + k]);
   else for (let k = 0; k < d; k++) row[k] = array[offset + k];
   return row;
 }

@@ -2,7 +2,7 @@
 import { rng } from '@semanticache/testing';
 import { afterAll } from 'vitest';
 import { getThreads, setSimdLevel, setThreads, supportsAvx2 } from './index.js';
-import { fromFloat16Bits, toFloat16Bits } from './reference.js';
+import { float16BitsToFloat32Array, float32ArrayToFloat16Bits } from './reference.js';
 import type { HeadCache } from './types.js';
 
 export { rng };
@@ -56,11 +56,15 @@ export function randomCache(
     return { keys, values, logSizes, length };
   });
   if (dtype === 'float32') return { heads: raw, rounded: raw, raw };
-  const heads = raw.map((h) => ({ ...h, keys: toFloat16Bits(h.keys), values: toFloat16Bits(h.values) }));
+  const heads = raw.map((h) => ({
+    ...h,
+    keys: float32ArrayToFloat16Bits(h.keys as Float32Array),
+    values: float32ArrayToFloat16Bits(h.values as Float32Array),
+  }));
   const rounded = heads.map((h) => ({
     ...h,
-    keys: fromFloat16Bits(h.keys as Uint16Array),
-    values: fromFloat16Bits(h.values as Uint16Array),
+    keys: float16BitsToFloat32Array(h.keys as Uint16Array),
+    values: float16BitsToFloat32Array(h.values as Uint16Array),
   }));
   return { heads, rounded, raw };
 }

@@ -1,14 +1,6 @@
-/** One KV head of one layer: the first `length` rows of keys/values ([length × headDim], row-major) and logSizes. */
-export interface HeadCache {
-  /** Float32Array, or Uint16Array holding IEEE fp16 bits; at least length × headDim elements. */
-  keys: Float32Array | Uint16Array;
-  /** Same dtype as keys; at least length × headDim elements. */
-  values: Float32Array | Uint16Array;
-  /** ln(size) of every entry (0 for a raw token); at least length elements. -Infinity masks an entry. */
-  logSizes: Float32Array;
-  /** Number of live entries n_g. */
-  length: number;
-}
+import type { HeadCache } from '@semanticache/internal';
+
+export type { HeadCache };
 
 export interface DecodeArgs {
   /** H × d query of the new token. */

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { bandwidthProbe, getThreads, setThreads } from '@semanticache/proportional-attention';
-import { type CacheDtype, type CachePolicy, loadModel, type Model, type Session } from '../src/index.js';
+import { type CachePolicy, type KVDtype, loadModel, type Model, type Session } from '../src/index.js';
 import { argmax } from '../src/sampler.js';
 
 setFlagsFromString('--expose-gc');
@@ -29,24 +29,24 @@ const contexts = arg('contexts', '1024,4096,8128').split(',').map(Number);
 interface Variant {
   label: string;
   policy: CachePolicy;
-  cacheDtype: CacheDtype;
+  kvDtype: KVDtype;
   int4?: boolean;
 }
 const variants: Variant[] = [
-  { label: 'full', policy: { name: 'full' }, cacheDtype: 'float32' },
-  { label: 'semanticache 0.5', policy: { name: 'semanticache', budget: { ratio: 0.5 } }, cacheDtype: 'float32' },
-  { label: 'semanticache 0.75', policy: { name: 'semanticache', budget: { ratio: 0.75 } }, cacheDtype: 'float32' },
-  { label: 'full, fp16 cache', policy: { name: 'full' }, cacheDtype: 'float16' },
+  { label: 'full', policy: { name: 'full' }, kvDtype: 'float32' },
+  { label: 'semanticache 0.5', policy: { name: 'semanticache', budget: { ratio: 0.5 } }, kvDtype: 'float32' },
+  { label: 'semanticache 0.75', policy: { name: 'semanticache', budget: { ratio: 0.75 } }, kvDtype: 'float32' },
+  { label: 'full, fp16 cache', policy: { name: 'full' }, kvDtype: 'float16' },
   {
     label: 'semanticache 0.75, fp16 cache',
     policy: { name: 'semanticache', budget: { ratio: 0.75 } },
-    cacheDtype: 'float16',
+    kvDtype: 'float16',
   },
-  { label: 'full, int4 weights', policy: { name: 'full' }, cacheDtype: 'float32', int4: true },
+  { label: 'full, int4 weights', policy: { name: 'full' }, kvDtype: 'float32', int4: true },
   {
     label: 'semanticache 0.75, int4 weights',
     policy: { name: 'semanticache', budget: { ratio: 0.75 } },
-    cacheDtype: 'float32',
+    kvDtype: 'float32',
     int4: true,
   },
 ];
@@ -142,7 +142,7 @@ async function settingsTable(ids: number[]): Promise<string[]> {
         prefillMs[i].push(performance.now() - t);
         if (rep === 2) {
           live.push({
-            v: { label: group[i].label, policy: { name: 'full' }, cacheDtype: 'float32' },
+            v: { label: group[i].label, policy: { name: 'full' }, kvDtype: 'float32' },
             session,
             logits,
             prefillMs: 0,
@@ -216,7 +216,7 @@ async function main() {
     const live: Live[] = [];
     for (const v of variants) {
       const owner = v.int4 ? int4Model : model;
-      const session = owner.createSession({ policy: v.policy, cacheDtype: v.cacheDtype, compressTrigger: 'manual' });
+      const session = owner.createSession({ policy: v.policy, kvDtype: v.kvDtype, compressTrigger: 'manual' });
       let t = performance.now();
       const logits = await session.prefill(ids);
       const prefillMs = performance.now() - t;
@@ -240,7 +240,7 @@ async function main() {
     for (const l of live) {
       const st = l.session.stats();
       const entries = sum(st.entries);
-      const elementBytes = l.v.cacheDtype === 'float16' ? 2 : 4;
+      const elementBytes = l.v.kvDtype === 'float16' ? 2 : 4;
       // each step reads every key, value and ln(size) once, plus all the weights
       const bytesPerToken =
         weightBytesPerToken(model, l.v.int4 === true) + entries * (2 * model.config.headDim * elementBytes + 4);

@@ -158,7 +158,7 @@ describe('bad requests', () => {
     await expect(first({ topK: 1.5 })).rejects.toThrow(/topK/);
     await expect(first({ stop: [{}] })).rejects.toThrow(TypeError);
     expect(() => model.createSession({ prefillBlock: 0 })).toThrow(/prefillBlock/);
-    expect(() => model.createSession({ cacheDtype: 'int8' as never })).toThrow(/cacheDtype/);
+    expect(() => model.createSession({ kvDtype: 'int8' as never })).toThrow(/kvDtype/);
     // a string prompt needs a tokenizer: these fixtures have none
     await expect(first({})).resolves.toBeUndefined();
     await expect(

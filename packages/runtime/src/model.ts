@@ -1,14 +1,13 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { DelimiterLevel, DelimiterSet } from '@semanticache/chunker';
-import type { AttentionKernel } from './attention.js';
-import { referenceAttention } from './attention.js';
+import { type AttentionKernel, loadNativeAttention, referenceAttention } from './attention.js';
 import { type ModelConfig, parseHfConfig } from './config.js';
-import { Engine } from './engine.js';
 import { DisposedError, ModelLoadError } from './errors.js';
 import { Llama2cTokenizer, loadLlama2cCheckpoint } from './llama2c.js';
 import { Session, type SessionOptions } from './session.js';
 import { HfTextTokenizer, type TextTokenizer } from './tokenizer.js';
+import { Transformer } from './transformer.js';
 import { loadHfWeights, type ModelWeights } from './weights.js';
 
 export interface LoadModelOptions {
@@ -34,20 +33,6 @@ function readJsonFile(file: string): unknown {
   }
 }
 
-async function loadNativeKernel(): Promise<AttentionKernel> {
-  let mod: typeof import('@semanticache/proportional-attention');
-  try {
-    mod = await import('@semanticache/proportional-attention');
-  } catch (cause) {
-    throw new ModelLoadError(
-      'the native attention kernel (@semanticache/proportional-attention) cannot be loaded; ' +
-        "build it, or pass { attention: 'reference' }",
-      { cause },
-    );
-  }
-  return { prefill: (args) => mod.prefill(args) };
-}
-
 /** A loaded checkpoint: config, tokenizer and the ORT sessions; sessions hold the per-conversation caches. */
 export class Model {
   private disposed = false;
@@ -58,7 +43,7 @@ export class Model {
     readonly tokenizer: TextTokenizer | undefined,
     readonly source: string,
     readonly attentionBackend: 'native' | 'reference',
-    /** @internal */ readonly engine: Engine,
+    /** @internal */ readonly transformer: Transformer,
     /** @internal */ readonly kernel: AttentionKernel,
   ) {}
 
@@ -81,7 +66,7 @@ export class Model {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
-    await this.engine.dispose();
+    await this.transformer.dispose();
   }
 }
 
@@ -132,7 +117,7 @@ export async function loadModel(pathOrDir: string, options: LoadModelOptions = {
       { file: pathOrDir },
     );
   }
-  const kernel = attention === 'native' ? await loadNativeKernel() : referenceAttention;
-  const engine = await Engine.create(config, weights, options);
-  return new Model(config, tokenizer, pathOrDir, attention, engine, kernel);
+  const kernel = attention === 'native' ? await loadNativeAttention() : referenceAttention;
+  const transformer = await Transformer.create(config, weights, options);
+  return new Model(config, tokenizer, pathOrDir, attention, transformer, kernel);
 }

@@ -11,13 +11,19 @@ interface Reference {
   greedy_12: number[];
 }
 
-async function greedy(model: Awaited<ReturnType<typeof loadModel>>, prompt: number[], n: number): Promise<number[]> {
-  const session = model.createSession();
+async function greedy(
+  model: Awaited<ReturnType<typeof loadModel>>,
+  prompt: number[],
+  n: number,
+  kvDtype: 'float32' | 'float16' = 'float32',
+): Promise<number[]> {
+  const session = model.createSession({ kvDtype });
   const out: number[] = [];
   for await (const ev of session.generate(prompt, { maxTokens: n, temperature: 0 })) out.push(ev.tokenId);
   return out;
 }
 
+// Logit parity is checked on the exact fp32 cache; the default fp16 cache is checked on greedy output below.
 describe('HF parity fixtures', () => {
   for (const name of PARITY_MODELS) {
     test(`${name}: logits ≤ 1e-4 from HF, greedy continuation equal`, async () => {
@@ -25,16 +31,16 @@ describe('HF parity fixtures', () => {
       const ref = readJson<Reference>(path.join(dir, 'reference.json'));
       const model = await loadModel(dir);
       // every row, one token at a time
-      const stepwise = model.createSession();
+      const stepwise = model.createSession({ kvDtype: 'float32' });
       let err = maxAbsDiff(await stepwise.prefill(ref.input_ids.slice(0, 1)), ref.logits[0]);
       for (let i = 1; i < ref.input_ids.length; i++) {
         err = Math.max(err, maxAbsDiff(await stepwise.decodeStep(ref.input_ids[i]), ref.logits[i]));
       }
       expect(err).toBeLessThan(1e-4);
       // blocked prefill (40 ids in blocks of 16) and teacher-forced scoring of every row
-      const blocked = model.createSession({ prefillBlock: 16 });
+      const blocked = model.createSession({ kvDtype: 'float32', prefillBlock: 16 });
       expect(maxAbsDiff(await blocked.prefill(ref.input_ids), ref.logits[39])).toBeLessThan(1e-4);
-      const scored = model.createSession({ prefillBlock: 16 });
+      const scored = model.createSession({ kvDtype: 'float32', prefillBlock: 16 });
       await scored.prefill(ref.input_ids.slice(0, 1));
       const { logProbs, nll } = await scored.score(ref.input_ids.slice(1));
       const expected = ref.input_ids.slice(1).map((id, i) => logSoftmaxAt(Float32Array.from(ref.logits[i]), id));
@@ -44,7 +50,9 @@ describe('HF parity fixtures', () => {
       await model.dispose();
       // unfused graphs (post and pre of a layer boundary as separate runs) compute the same thing
       const unfused = await loadModel(dir, { fuseLayers: false });
-      expect(maxAbsDiff(await unfused.createSession().prefill(ref.input_ids), ref.logits[39])).toBeLessThan(1e-4);
+      expect(
+        maxAbsDiff(await unfused.createSession({ kvDtype: 'float32' }).prefill(ref.input_ids), ref.logits[39]),
+      ).toBeLessThan(1e-4);
       await unfused.dispose();
     });
   }
@@ -69,7 +77,7 @@ describe('demo models parity fixtures (fp16 weights)', () => {
     const model = await loadModel(dir);
     expect(model.tokenizer!.encode(fx.prompt)).toEqual(fx.input_ids);
     // first rows one token at a time (prefill, then decodeStep), the last row through a blocked prefill
-    const stepwise = model.createSession();
+    const stepwise = model.createSession({ kvDtype: 'float32' });
     let firstErr = maxAbsDiff(
       (await stepwise.prefill(fx.input_ids.slice(0, 1))).subarray(0, 64),
       fx.logits_first_rows[0],
@@ -78,13 +86,15 @@ describe('demo models parity fixtures (fp16 weights)', () => {
       const row = await stepwise.decodeStep(fx.input_ids[r]);
       firstErr = Math.max(firstErr, maxAbsDiff(row.subarray(0, 64), fx.logits_first_rows[r]));
     }
-    const last = await model.createSession({ prefillBlock: 8 }).prefill(fx.input_ids);
+    const last = await model.createSession({ kvDtype: 'float32', prefillBlock: 8 }).prefill(fx.input_ids);
     const lastErr = maxAbsDiff(last, fx.logits_last_row);
     expect(firstErr).toBeLessThan(3e-4);
     expect(lastErr).toBeLessThan(lastBound);
     const ids = await greedy(model, fx.input_ids, 24);
     expect(ids).toEqual(fx.greedy_24);
     expect(model.tokenizer!.decode(ids)).toBe(fx.greedy_24_text);
+    // the default fp16 cache keeps HF's greedy continuation too
+    expect(await greedy(model, fx.input_ids, 24, 'float16')).toEqual(fx.greedy_24);
     await model.dispose();
   });
 });

@@ -1,6 +1,7 @@
 import type { DelimiterLevel, DelimiterSet } from '@semanticache/chunker';
 import {
   type Budget,
+  checkBudget,
   checkPolicyOptions,
   type DecodeTrigger,
   POLICIES,
@@ -56,13 +57,11 @@ export function checkPolicy(policy: unknown, name = 'policy'): CachePolicy {
     throw new TypeError(`${name}.name: expected one of ${POLICIES.join(', ')}, got ${String(p.name)}`);
   }
   if (p.budget !== undefined) {
-    const b = p.budget as { ratio?: unknown; maxEntries?: unknown };
-    const ratioOk = typeof b.ratio === 'number' && b.ratio >= 0 && b.ratio < 1 && b.maxEntries === undefined;
-    const maxOk = Number.isInteger(b.maxEntries) && (b.maxEntries as number) >= 1 && b.ratio === undefined;
-    if (!ratioOk && !maxOk) {
-      throw new RangeError(
-        `${name}.budget: expected { ratio } in [0, 1) or { maxEntries } ≥ 1, got ${JSON.stringify(b)}`,
-      );
+    try {
+      checkBudget(p.budget);
+    } catch (err) {
+      if (err instanceof Error) err.message = `${name}.${err.message}`;
+      throw err;
     }
   }
   if (p.options !== undefined && (p.options === null || typeof p.options !== 'object')) {

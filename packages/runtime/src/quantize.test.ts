@@ -3,10 +3,10 @@ import path from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { referenceAttention } from './attention.js';
 import { parseHfConfig } from './config.js';
-import { Engine } from './engine.js';
 import { loadModel } from './model.js';
 import { dequantizeInt4, quantizeInt4 } from './quantize.js';
 import { demoDir, maxAbsDiff, PlainCache, parityDir, readJson, repoRoot } from './test-support.js';
+import { Transformer } from './transformer.js';
 import { loadHfWeights, type ModelWeights } from './weights.js';
 
 describe('int4 weights', () => {
@@ -52,10 +52,10 @@ describe('int4 weights', () => {
     };
     const ids = Int32Array.from(readJson<{ input_ids: number[] }>(path.join(dir, 'reference.json')).input_ids);
     const run = async (w: ModelWeights, weightFormat: 'float32' | 'int4') => {
-      const engine = await Engine.create(config, w, { weightFormat });
+      const transformer = await Transformer.create(config, w, { weightFormat });
       const cache = new PlainCache(config.numLayers, config.numKvHeads, config.headDim);
-      const out = await engine.forward(ids, 0, cache, referenceAttention, 'all');
-      await engine.dispose();
+      const out = await transformer.forward(ids, 0, cache, referenceAttention, 'all');
+      await transformer.dispose();
       return out;
     };
     const int4 = await run(weights, 'int4');

@@ -6,9 +6,10 @@ import vm from 'node:vm';
 import { POLICIES, SnapshotError } from '@semanticache/kv-cache';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { DisposedError, SessionBusyError } from './errors.js';
+import type { GenerateOptions } from './generation.js';
 import { loadModel, type Model } from './model.js';
 import type { CachePolicy } from './policy.js';
-import { type GenerateOptions, Session } from './session.js';
+import { Session } from './session.js';
 import { SESSION_SNAPSHOT_VERSION } from './session-snapshot.js';
 import { demoDir, maxAbsDiff, repoRoot, storiesDir } from './test-support.js';
 
@@ -36,20 +37,20 @@ describe('forward pass', () => {
   test('native kernel matches the TypeScript reference attention; fp16 cache stays close', async () => {
     const reference = await loadModel(demoDir, { attention: 'reference' });
     const ids = prompt.slice(0, 300);
-    const a = await model.createSession({ prefillBlock: 128 }).prefill(ids);
-    const b = await reference.createSession({ prefillBlock: 128 }).prefill(ids);
+    const a = await model.createSession({ kvDtype: 'float32', prefillBlock: 128 }).prefill(ids);
+    const b = await reference.createSession({ kvDtype: 'float32', prefillBlock: 128 }).prefill(ids);
     expect(maxAbsDiff(a, b)).toBeLessThan(1e-4);
-    const half = await model.createSession({ cacheDtype: 'float16' }).prefill(ids);
+    const half = await model.createSession({ kvDtype: 'float16' }).prefill(ids);
     expect(maxAbsDiff(a, half)).toBeLessThan(1e-2); // measured 1.4e-3
     await reference.dispose();
   });
 
   test('block size does not change the result; decodeStep continues a prefill exactly', async () => {
     const ids = prompt.slice(0, 200);
-    const whole = await model.createSession({ prefillBlock: 512 }).prefill(ids);
-    const blocks = await model.createSession({ prefillBlock: 37 }).prefill(ids);
+    const whole = await model.createSession({ kvDtype: 'float32', prefillBlock: 512 }).prefill(ids);
+    const blocks = await model.createSession({ kvDtype: 'float32', prefillBlock: 37 }).prefill(ids);
     expect(maxAbsDiff(whole, blocks)).toBeLessThan(1e-4);
-    const stepwise = model.createSession();
+    const stepwise = model.createSession({ kvDtype: 'float32' });
     await stepwise.prefill(ids.slice(0, 199));
     expect(maxAbsDiff(await stepwise.decodeStep(ids[199]), whole)).toBeLessThan(1e-4);
     expect(stepwise.position).toBe(200);
@@ -130,6 +131,36 @@ describe('generation', () => {
     expect(more.ids.length).toBeGreaterThan(0);
   });
 
+  test('an abort during a long prompt stops it at the next block, uncompressed, and the session goes on', async () => {
+    const s = model.createSession({ prefillBlock: 64, policy: { name: 'semanticache', budget: { ratio: 0.5 } } });
+    // aborted once two blocks are in: the signal is read before every block
+    let reads = 0;
+    const signal = {
+      get aborted() {
+        return reads++ >= 2;
+      },
+    } as unknown as AbortSignal;
+    const cut = await collect(s, prompt, { maxTokens: 8, temperature: 0, signal });
+    expect(cut.ids).toEqual([]);
+    expect(cut.finishReason).toBe('abort');
+    expect(s.position).toBe(128);
+    const stats = s.stats();
+    expect(stats.compressions).toBe(0);
+    expect(Array.from(new Set(stats.entries))).toEqual([128]);
+    // the rest of the prompt continues exactly where the cut left off
+    const rest = await collect(s, prompt.slice(128), { maxTokens: 4, temperature: 0 });
+    const whole = await collect(
+      model.createSession({ policy: { name: 'semanticache', budget: { ratio: 0.5 } } }),
+      prompt,
+      {
+        maxTokens: 4,
+        temperature: 0,
+      },
+    );
+    expect(s.position).toBe(prompt.length + 3);
+    expect(rest.ids).toEqual(whole.ids);
+  });
+
   test('a second call while generating is refused', async () => {
     const s = model.createSession();
     const it = s.generate(prompt.slice(0, 16), { maxTokens: 4, temperature: 0 });
@@ -144,7 +175,7 @@ describe('generation', () => {
     const tok = stories.tokenizer!;
     const ids = tok.encode('Tom saw a 😀 and a café.');
     expect(ids.filter((id) => id >= 3 && id < 259).length).toBeGreaterThanOrEqual(4); // emoji as 4 byte tokens
-    const { StreamDecoder } = await import('./tokenizer.js');
+    const { StreamDecoder } = await import('./generation.js');
     const stream = new StreamDecoder(tok, ids.slice(0, 1));
     const parts = ids.slice(1).map((id) => stream.push(id));
     expect(parts.join('')).toBe('Tom saw a 😀 and a café.');
@@ -349,7 +380,7 @@ describe('snapshots', () => {
 
   test('every byte of a snapshot is covered: each one flipped is rejected, and nothing is built', async () => {
     const tiny = await loadModel(path.join(storiesDir, 'stories260K.bin'));
-    const s = tiny.createSession({ policy: { name: 'h2o', budget: { ratio: 0.5 } }, cacheDtype: 'float16' });
+    const s = tiny.createSession({ policy: { name: 'h2o', budget: { ratio: 0.5 } }, kvDtype: 'float16' });
     await collect(s, [1, 400, 300, 200, 100, 50, 60, 70], { maxTokens: 2, temperature: 0, ignoreEos: true });
     const bytes = s.snapshot();
     const copy = bytes.slice();

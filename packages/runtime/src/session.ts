@@ -1,9 +1,11 @@
 import type { DelimiterLevel, DelimiterSet } from '@semanticache/chunker';
+import { isIntegerIn } from '@semanticache/internal';
 import {
   type CompressionResult,
   compress as compressCache,
   DEFAULT_RECENT_WINDOW,
   KVCache,
+  type KVDtype,
   needsCompression,
   type PolicyNeeds,
   triggerBudget,
@@ -11,8 +13,14 @@ import {
 import type { AttentionKernel } from './attention.js';
 import { AttentionMass } from './attention-mass.js';
 import type { ModelConfig } from './config.js';
-import type { Engine } from './engine.js';
 import { ContextOverflowError, DisposedError, SessionBusyError } from './errors.js';
+import {
+  type FinishReason,
+  type GenerateEvent,
+  type GenerateOptions,
+  generateTokens,
+  StreamDecoder,
+} from './generation.js';
 import {
   type CachePolicy,
   type CompressTrigger,
@@ -24,13 +32,15 @@ import {
 import { logSoftmaxAt, Sampler } from './sampler.js';
 import { decodeSessionSnapshot, encodeSessionSnapshot, type SessionState } from './session-snapshot.js';
 import { StopCriteria } from './stopping.js';
-import { StreamDecoder, type TextTokenizer } from './tokenizer.js';
-
-export type CacheDtype = 'float32' | 'float16';
+import type { TextTokenizer } from './tokenizer.js';
+import type { Transformer } from './transformer.js';
 
 export interface SessionOptions {
-  /** Storage dtype of cached keys and values (default float32; float16 halves KV bytes, attention stays fp32). */
-  cacheDtype?: CacheDtype;
+  /**
+   * Storage of cached keys and values (default float16, llama.cpp's default too: half the bytes of float32, and on the
+   * demo model's held-out text the same perplexity; attention still computes in fp32).
+   */
+  kvDtype?: KVDtype;
   /** Tokens per prefill block (default 512): bounds the activations ORT and the kernel hold at once. */
   prefillBlock?: number;
   /** Cache policy (default { name: 'full' }: nothing is ever removed). */
@@ -42,34 +52,6 @@ export interface SessionOptions {
    * observation window's and the accumulated one ('all'), so that a snapshot can be restored under any policy.
    */
   collectMass?: 'policy' | 'all';
-}
-
-export interface GenerateOptions {
-  /** Most tokens to generate (default 256). */
-  maxTokens?: number;
-  /** 0 = greedy (default 1). */
-  temperature?: number;
-  /** Keep only the k most likely tokens (default 0 = off). */
-  topK?: number;
-  /** Nucleus sampling mass (default 1 = off). */
-  topP?: number;
-  /** Seed of the sampler's PRNG (xorshift64*, as llama2.c); random when omitted. */
-  seed?: number;
-  /** Stop when one of these token ids is sampled, or one of these strings appears in the output. */
-  stop?: ReadonlyArray<number | string>;
-  /** Do not stop at the model's EOS ids (default false). */
-  ignoreEos?: boolean;
-  signal?: AbortSignal;
-}
-
-export type FinishReason = 'eos' | 'stop' | 'length' | 'abort';
-
-export interface GenerateEvent {
-  tokenId: number;
-  /** Text that became final with this token (may be empty: incomplete UTF-8, or held back as a possible stop string). */
-  text: string;
-  /** Present on the last event. */
-  finishReason?: FinishReason;
 }
 
 export interface CacheStats {
@@ -86,7 +68,7 @@ export interface CacheStats {
 const DEFAULT_PREFILL_BLOCK = 512;
 const DEFAULT_MAX_TOKENS = 256;
 function checkInt(name: string, v: unknown, min: number): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min) {
+  if (!isIntegerIn(v, min, Number.POSITIVE_INFINITY)) {
     throw new RangeError(`${name}: expected an integer ≥ ${min}, got ${String(v)}`);
   }
   return v;
@@ -96,7 +78,7 @@ function checkInt(name: string, v: unknown, min: number): number {
 export interface SessionModel {
   readonly config: ModelConfig;
   readonly tokenizer: TextTokenizer | undefined;
-  /** @internal */ readonly engine: Engine;
+  /** @internal */ readonly transformer: Transformer;
   /** @internal */ readonly kernel: AttentionKernel;
   delimiters(level?: DelimiterLevel): DelimiterSet;
   /** @internal throws DisposedError once the model is disposed */
@@ -133,9 +115,9 @@ export class Session {
     options: SessionOptions,
     cache?: KVCache,
   ) {
-    const cacheDtype = options.cacheDtype ?? 'float32';
-    if (cacheDtype !== 'float32' && cacheDtype !== 'float16') {
-      throw new TypeError(`cacheDtype: expected 'float32' or 'float16', got ${String(cacheDtype)}`);
+    const kvDtype = options.kvDtype ?? 'float16';
+    if (kvDtype !== 'float32' && kvDtype !== 'float16') {
+      throw new TypeError(`kvDtype: expected 'float32' or 'float16', got ${String(kvDtype)}`);
     }
     const policy = checkPolicy(options.policy ?? { name: 'full' });
     const compressTrigger = checkTrigger(options.compressTrigger ?? 'prefill');
@@ -147,7 +129,7 @@ export class Session {
       throw new TypeError(`collectMass: expected 'policy' or 'all', got ${String(collectMass)}`);
     }
     this.options = {
-      cacheDtype,
+      kvDtype,
       prefillBlock: checkInt('prefillBlock', options.prefillBlock ?? DEFAULT_PREFILL_BLOCK, 1),
       policy,
       compressTrigger,
@@ -157,7 +139,7 @@ export class Session {
       collectMass === 'all' ? { ...policyReads(policy), window: true, accumulated: true } : policyReads(policy);
     const c = model.config;
     this.cache =
-      cache ?? new KVCache({ numLayers: c.numLayers, numKvHeads: c.numKvHeads, headDim: c.headDim, dtype: cacheDtype });
+      cache ?? new KVCache({ numLayers: c.numLayers, numKvHeads: c.numKvHeads, headDim: c.headDim, dtype: kvDtype });
   }
 
   /** Tokens fed to the cache so far (the position of the next token). */
@@ -237,10 +219,15 @@ export class Session {
    * When the policy scores entries, the last `recentWindow` ids of a prompt run as their own final block so the
    * kernel's attention mass of exactly those queries can be kept as the observation-window importance.
    */
-  private async feed(ids: Int32Array, logits: 'last' | 'all', kind: 'prompt' | 'decode'): Promise<Float32Array> {
+  private async feed(
+    ids: Int32Array,
+    logits: 'last' | 'all',
+    kind: 'prompt' | 'decode',
+    signal?: AbortSignal,
+  ): Promise<Float32Array> {
     const all = this.pending === undefined ? ids : Int32Array.of(this.pending, ...ids);
     this.checkRoom(all.length);
-    const { engine, kernel, config } = this.model;
+    const { transformer, kernel, config } = this.model;
     // decode steps pay for mass collection only when a decode-time trigger will use it
     const collect =
       (this.needs.window || this.needs.accumulated) &&
@@ -253,6 +240,8 @@ export class Session {
     const rows: Float32Array[] = [];
     try {
       for (let b = 0; b + 1 < bounds.length; b++) {
+        // an abort stops a long prompt at the next block: the cache then holds exactly the blocks fed
+        if (signal?.aborted) break;
         const part = all.subarray(bounds[b], bounds[b + 1]);
         const blockMass: Float32Array[][] = [];
         const massFor = collect
@@ -262,7 +251,7 @@ export class Session {
                 (_, g) => new Float32Array(this.cache.length(l, g)),
               ))
           : undefined;
-        const out = await engine.forward(part, this.fed.length, this.cache, kernel, logits, massFor);
+        const out = await transformer.forward(part, this.fed.length, this.cache, kernel, logits, massFor);
         for (const id of part) this.fed.push(id);
         this.pending = undefined;
         if (collect) {
@@ -330,12 +319,17 @@ export class Session {
     return result;
   }
 
-  /** Feeds prompt ids (after any pending token), runs the compress trigger; returns the next-token logits. */
-  prefill(ids: ArrayLike<number>): Promise<Float32Array> {
+  /**
+   * Feeds prompt ids (after any pending token), runs the compress trigger; returns the next-token logits. An abort
+   * stops the feed at the next block and rejects with the signal's reason (an AbortError): the cache keeps the blocks
+   * fed (`position` says how many tokens) and is not compressed.
+   */
+  prefill(ids: ArrayLike<number>, options: { signal?: AbortSignal } = {}): Promise<Float32Array> {
     return this.run(async () => {
       const checked = this.checkIds(ids);
       if (checked.length === 0) throw new RangeError('ids: expected at least one token');
-      const logits = (await this.feed(checked, 'last', 'prompt')).slice();
+      const logits = (await this.feed(checked, 'last', 'prompt', options.signal)).slice();
+      options.signal?.throwIfAborted();
       this.afterPrompt();
       return logits;
     });
@@ -433,48 +427,30 @@ export class Session {
       const context = [...this.fed.slice(-4), ...(this.pending === undefined ? [] : [this.pending]), ...ids];
       let logits = this.lastLogits as Float32Array;
       if (ids.length > 0 || this.pending !== undefined) {
-        logits = await this.feed(ids, 'last', ids.length > 0 ? 'prompt' : 'decode');
+        logits = await this.feed(ids, 'last', ids.length > 0 ? 'prompt' : 'decode', signal);
+        if (signal?.aborted) return; // a cut prompt is not compressed; finally records the abort
         if (ids.length > 0) this.afterPrompt();
         else this.afterDecode();
       }
       const decoder = tokenizer ? new StreamDecoder(tokenizer, context) : undefined;
-      let held = '';
-      for (let produced = 0; ; ) {
-        if (signal?.aborted) {
-          this.lastFinishReason = 'abort';
+      const steps = {
+        sampled: (token: number) => {
+          this.pending = token;
+        },
+        hasRoom: () => this.fed.length + 1 < this.model.config.maxContext,
+        next: async () => {
+          this.assertLive(); // disposed while the consumer held the stream
+          const next = await this.feed(new Int32Array(0), 'last', 'decode');
+          this.afterDecode();
+          return next;
+        },
+      };
+      for await (const event of generateTokens(logits, { sampler, stopping, decoder, maxTokens, signal }, steps)) {
+        if (event.finishReason !== undefined) {
+          this.lastFinishReason = event.finishReason;
           ended = true;
-          return;
         }
-        const token = sampler.sample(logits);
-        produced++;
-        this.pending = token;
-        const tokenStop = stopping.tokenStop(token);
-        if (tokenStop) {
-          this.lastFinishReason = tokenStop;
-          ended = true;
-          yield { tokenId: token, text: held + (decoder?.flush() ?? ''), finishReason: this.lastFinishReason };
-          return;
-        }
-        held += decoder?.push(token) ?? '';
-        const hit = stopping.firstStop(held);
-        if (hit >= 0) {
-          this.lastFinishReason = 'stop';
-          ended = true;
-          yield { tokenId: token, text: held.slice(0, hit), finishReason: 'stop' };
-          return;
-        }
-        if (produced >= maxTokens || this.fed.length + 1 >= this.model.config.maxContext) {
-          this.lastFinishReason = 'length';
-          ended = true;
-          yield { tokenId: token, text: held + (decoder?.flush() ?? ''), finishReason: 'length' };
-          return;
-        }
-        const keep = stopping.heldBack(held);
-        yield { tokenId: token, text: held.slice(0, held.length - keep) };
-        this.assertLive(); // disposed while the consumer held the stream
-        held = held.slice(held.length - keep);
-        logits = await this.feed(new Int32Array(0), 'last', 'decode');
-        this.afterDecode();
+        yield event;
       }
     } catch (err) {
       ended = true;
@@ -549,7 +525,7 @@ export class Session {
 
   /** A session over `cache` (owned by it from now on) that continues from `state`: what fork and restore share. */
   private static resume(model: SessionModel, options: SessionOptions, cache: KVCache, state: SessionState): Session {
-    const session = new Session(model, { ...options, cacheDtype: cache.dtype }, cache);
+    const session = new Session(model, { ...options, kvDtype: cache.dtype }, cache);
     session.fed = state.fed;
     session.pending = state.pending;
     session.lastLogits = state.lastLogits;

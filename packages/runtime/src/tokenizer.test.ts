@@ -2,7 +2,7 @@ import path from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { Llama2cTokenizer } from './llama2c.js';
 import { demoDir, readJson, storiesDir } from './test-support.js';
-import { HfTextTokenizer, StreamDecoder, type TextTokenizer } from './tokenizer.js';
+import { HfTextTokenizer, type TextTokenizer } from './tokenizer.js';
 
 const hf = HfTextTokenizer.fromFiles(path.join(demoDir, 'tokenizer.json'), path.join(demoDir, 'tokenizer_config.json'));
 const llama2c = new Llama2cTokenizer(path.join(storiesDir, 'tok512.bin'), 512);
@@ -34,26 +34,5 @@ describe('tokenizers on their own', () => {
       expect(() => tokenizer.decode([0, 1_000_000])).toThrow(RangeError);
       expect(() => tokenizer.decode([-1])).toThrow(RangeError);
     });
-
-    test(`${name}: a stream decoder emits only whole characters and adds up to the decoded text`, () => {
-      for (const text of TEXTS) {
-        const ids = tokenizer.encode(text, { addSpecialTokens: false });
-        const decoder = new StreamDecoder(tokenizer);
-        const pieces = ids.map((id) => decoder.push(id));
-        pieces.push(decoder.flush());
-        for (const piece of pieces) expect(piece).not.toContain('\uFFFD');
-        expect(pieces.join('')).toBe(tokenizer.decode(ids));
-      }
-    });
   }
-
-  test('a stream decoder given the context keeps the word-initial space of the next token', () => {
-    const ids = hf.encode('The cat sat on the mat', { addSpecialTokens: false });
-    const decoder = new StreamDecoder(hf, ids.slice(0, 3));
-    const rest = ids
-      .slice(3)
-      .map((id) => decoder.push(id))
-      .join('');
-    expect(hf.decode(ids.slice(0, 3)) + rest + decoder.flush()).toBe(hf.decode(ids));
-  });
 });

@@ -2,12 +2,13 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { Budget, CompressionResult } from '@semanticache/kv-cache';
+import { type Budget, type CompressionResult, SnapshotError, type SnapshotErrorReason } from '@semanticache/kv-cache';
 import type { ModelConfig } from './config.js';
 import { ContextOverflowError, DisposedError, ModelLoadError, SessionBusyError } from './errors.js';
+import type { FinishReason, GenerateEvent, GenerateOptions } from './generation.js';
 import type { LoadModelOptions } from './model.js';
 import type { CachePolicy } from './policy.js';
-import type { CacheStats, FinishReason, GenerateEvent, GenerateOptions, SessionOptions } from './session.js';
+import type { CacheStats, SessionOptions } from './session.js';
 import type { Request, Response } from './worker-protocol.js';
 
 type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void; onEvent?: (e: GenerateEvent) => void };
@@ -22,7 +23,13 @@ const ERROR_TYPES: Record<string, new (message: string) => Error> = {
   RangeError,
 };
 
-function rebuildError(e: { name: string; message: string }): Error {
+function rebuildError(e: { name: string; message: string; reason?: string }): Error {
+  if (e.name === 'SnapshotError') {
+    const err = new SnapshotError(e.reason as SnapshotErrorReason, '');
+    err.message = e.message;
+    return err;
+  }
+  if (e.name === 'AbortError') return new DOMException(e.message, 'AbortError');
   const Ctor = ERROR_TYPES[e.name];
   const err = Ctor ? new Ctor(e.message) : new Error(e.message);
   if (!Ctor) err.name = e.name;
@@ -159,8 +166,18 @@ export class WorkerSession {
     readonly id: number,
   ) {}
 
-  prefill(ids: ArrayLike<number>): Promise<Float32Array> {
-    return this.model.call({ type: 'prefill', session: this.id, ids: Array.from(ids) }) as Promise<Float32Array>;
+  /** `signal` stops the prefill in the worker at its next block (see Session.prefill). */
+  async prefill(ids: ArrayLike<number>, options: { signal?: AbortSignal } = {}): Promise<Float32Array> {
+    const { signal } = options;
+    const request = this.model.call({ type: 'prefill', session: this.id, ids: Array.from(ids) });
+    const abort = () => this.model.post({ type: 'abort', target: request.id });
+    if (signal?.aborted) abort();
+    signal?.addEventListener('abort', abort, { once: true });
+    try {
+      return (await request) as Float32Array;
+    } finally {
+      signal?.removeEventListener('abort', abort);
+    }
   }
 
   decodeStep(tokenId: number): Promise<Float32Array> {

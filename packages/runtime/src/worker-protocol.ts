@@ -1,8 +1,9 @@
 // Messages between WorkerModel (parent thread) and worker.ts.
 import type { Budget } from '@semanticache/kv-cache';
+import type { GenerateEvent, GenerateOptions } from './generation.js';
 import type { LoadModelOptions } from './model.js';
 import type { CachePolicy } from './policy.js';
-import type { GenerateEvent, GenerateOptions, SessionOptions } from './session.js';
+import type { SessionOptions } from './session.js';
 
 export type Request = { id: number } & (
   | { type: 'load'; path: string; options: LoadModelOptions }
@@ -29,5 +30,5 @@ export type Request = { id: number } & (
 
 export type Response =
   | { id: number; ok: true; value: unknown }
-  | { id: number; ok: false; error: { name: string; message: string } }
+  | { id: number; ok: false; error: { name: string; message: string; reason?: string } }
   | { id: number; event: GenerateEvent };

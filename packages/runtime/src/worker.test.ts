@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { SnapshotError } from '@semanticache/kv-cache';
 import { describe, expect, test } from 'vitest';
 import { ModelLoadError } from './errors.js';
 import { loadModel } from './model.js';
@@ -52,6 +53,29 @@ describe('WorkerModel', () => {
     // errors come back typed
     await expect(session.prefill([99999])).rejects.toThrow(RangeError);
     await model.dispose();
+  });
+
+  test("an abort stops a long prefill in the worker at its next block; a damaged snapshot's error keeps its type", async () => {
+    const model = await WorkerModel.load(demoDir);
+    try {
+      const ids = await model.encode(corpus.slice(0, 4000));
+      expect(ids.length).toBeGreaterThan(600);
+      const session = await model.createSession({ prefillBlock: 64 });
+      // aborted before it starts: the worker sees the abort while the first block runs
+      const err = await session.prefill(ids, { signal: AbortSignal.abort() }).catch((e: Error) => e);
+      expect((err as Error).name).toBe('AbortError');
+      const { position } = await session.stats();
+      expect(position).toBeGreaterThan(0);
+      expect(position).toBeLessThan(ids.length);
+      expect(position % 64).toBe(0);
+      await session.prefill(ids.slice(position)); // the session goes on from there
+      expect((await session.stats()).position).toBe(ids.length);
+      const damaged = await session.snapshot();
+      damaged[damaged.length - 1] ^= 1;
+      await expect(model.restoreSession(damaged)).rejects.toBeInstanceOf(SnapshotError);
+    } finally {
+      await model.dispose();
+    }
   });
 
   test('load errors come back as ModelLoadError', async () => {

@@ -1,5 +1,6 @@
 // Worker-thread entry of WorkerModel: owns a Model and its sessions, answers requests from the parent thread.
 import { parentPort } from 'node:worker_threads';
+import { SnapshotError } from '@semanticache/kv-cache';
 import { loadModel, type Model } from './model.js';
 import { Session } from './session.js';
 import type { Request, Response } from './worker-protocol.js';
@@ -16,8 +17,20 @@ function send(message: Response, transfer: ArrayBuffer[] = []): void {
   port.postMessage(message, transfer);
 }
 
-function errorOf(err: unknown): { name: string; message: string } {
+function errorOf(err: unknown): { name: string; message: string; reason?: string } {
+  if (err instanceof SnapshotError) return { name: err.name, message: err.message, reason: err.reason };
   return err instanceof Error ? { name: err.name, message: err.message } : { name: 'Error', message: String(err) };
+}
+
+/** Runs `fn` with a signal that an 'abort' request naming `id` fires. */
+async function abortable<T>(id: number, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  aborts.set(id, controller);
+  try {
+    return await fn(controller.signal);
+  } finally {
+    aborts.delete(id);
+  }
 }
 
 function session(id: number): Session {
@@ -59,7 +72,10 @@ async function handle(req: Request): Promise<void> {
     case 'prefill':
     case 'decodeStep': {
       const s = session(req.session);
-      const logits = req.type === 'prefill' ? await s.prefill(req.ids) : await s.decodeStep(req.tokenId);
+      const logits =
+        req.type === 'prefill'
+          ? await abortable(req.id, (signal) => s.prefill(req.ids, { signal }))
+          : await s.decodeStep(req.tokenId);
       send({ id: req.id, ok: true, value: logits }, [logits.buffer as ArrayBuffer]);
       return;
     }
@@ -84,16 +100,10 @@ async function handle(req: Request): Promise<void> {
       return;
     case 'generate': {
       const s = session(req.session);
-      const controller = new AbortController();
-      aborts.set(req.id, controller);
-      try {
-        for await (const event of s.generate(req.prompt, { ...req.options, signal: controller.signal })) {
-          send({ id: req.id, event });
-        }
-        send({ id: req.id, ok: true, value: s.lastFinishReason ?? null });
-      } finally {
-        aborts.delete(req.id);
-      }
+      await abortable(req.id, async (signal) => {
+        for await (const event of s.generate(req.prompt, { ...req.options, signal })) send({ id: req.id, event });
+      });
+      send({ id: req.id, ok: true, value: s.lastFinishReason ?? null });
       return;
     }
     case 'abort':

@@ -1,4 +1,4 @@
-import { type CliContext, EXIT_OK, loadRuntimeEngine, main, type Table, toMarkdown } from '@semanticache/cli';
+import { type CliContext, EXIT_OK, loadRuntimeEngine, main } from '@semanticache/cli';
 import { demoModelDir } from '@semanticache/model-demo';
 
 const ctx: CliContext = {
@@ -10,5 +10,3 @@ const ctx: CliContext = {
   demoModelDir: () => demoModelDir,
 };
 export const run = async (): Promise<boolean> => (await main(['demo', '--max-tokens', '4'], ctx)) === EXIT_OK;
-const table: Table = { columns: ['a'], rows: [[1]] };
-export const md: string = toMarkdown(table);

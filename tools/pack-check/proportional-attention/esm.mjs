@@ -3,12 +3,13 @@
 import assert from 'node:assert/strict';
 import {
   decode,
+  float32ArrayToFloat16Bits,
   referenceAttention,
   setSimdLevel,
   simdLevel,
   supportsAvx2,
-  toFloat16Bits,
 } from '@semanticache/proportional-attention';
+import { referenceAttention as referenceOnly } from '@semanticache/proportional-attention/reference';
 
 let seed = 1;
 const random = () => {
@@ -30,7 +31,11 @@ const heads = Array.from({ length: Hkv }, () => {
     length: n,
   };
 });
-const half = heads.map((h) => ({ ...h, keys: toFloat16Bits(h.keys), values: toFloat16Bits(h.values) }));
+const half = heads.map((h) => ({
+  ...h,
+  keys: float32ArrayToFloat16Bits(h.keys),
+  values: float32ArrayToFloat16Bits(h.values),
+}));
 
 const maxDiff = (a, b) => a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i])), 0);
 const levels = supportsAvx2() ? ['avx2', 'scalar'] : ['scalar'];
@@ -50,4 +55,9 @@ for (const level of levels) {
   }
 }
 setSimdLevel('auto');
+// the reference entry alone (it never loads the binary) is the same function
+assert.deepEqual(
+  referenceOnly({ q, heads, numHeads: H, headDim: d }),
+  referenceAttention({ q, heads, numHeads: H, headDim: d }),
+);
 console.log(`decode vs referenceAttention, max abs diff: ${report.join(', ')}`);

@@ -1,3 +1,5 @@
+import { type Budget, budgetLabel, type CacheStats, type Engine, encodeLong, warmUp } from '@semanticache/eval';
+import type { PolicyName } from '@semanticache/kv-cache';
 import {
   BUDGET_OPTIONS,
   type CommandSpec,
@@ -6,15 +8,12 @@ import {
   OUTPUT_OPTIONS,
   parseCommand,
   stringOpt,
-} from '../args';
-import { DEMO_TEXT_PATH, readTextFile } from '../assets';
-import { type CliContext, note, progressFor } from '../context';
-import { type Budget, budgetLabel, type CacheStats, type Engine, type PolicyName } from '../engine';
-import { EXIT_INTERRUPTED, EXIT_OK } from '../errors';
-import { encodeLong } from '../long-text';
-import { warmUp } from './bench';
-import { SAMPLING_OPTIONS, samplingOpts } from './generate';
-import { aboveBudgetNote, budgetOpt, formatBytes, isQuiet, openEngine, policyOpt, statsForJson } from './shared';
+} from '../args.js';
+import { DEMO_TEXT_PATH, readTextFile } from '../assets.js';
+import { type CliContext, note, progressFor } from '../context.js';
+import { EXIT_INTERRUPTED, EXIT_OK } from '../errors.js';
+import { SAMPLING_OPTIONS, samplingOpts } from './generate.js';
+import { aboveBudgetNote, budgetOpt, formatBytes, isQuiet, openEngine, policyOpt, statsForJson } from './shared.js';
 
 export const demoSpec: CommandSpec = {
   name: 'demo',

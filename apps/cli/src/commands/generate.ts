@@ -1,3 +1,4 @@
+import { budgetLabel, checkContext, encodeLong, type SamplingOptions } from '@semanticache/eval';
 import {
   BUDGET_OPTIONS,
   type CommandSpec,
@@ -7,22 +8,11 @@ import {
   OUTPUT_OPTIONS,
   parseCommand,
   stringOpt,
-} from '../args';
-import { readTextFile } from '../assets';
-import { type CliContext, note } from '../context';
-import { budgetLabel, type SamplingOptions } from '../engine';
-import { EXIT_INTERRUPTED, EXIT_OK, UsageError } from '../errors';
-import { encodeLong } from '../long-text';
-import {
-  aboveBudgetNote,
-  budgetOpt,
-  checkContext,
-  formatBytes,
-  isQuiet,
-  openEngine,
-  policyOpt,
-  statsForJson,
-} from './shared';
+} from '../args.js';
+import { readTextFile } from '../assets.js';
+import { type CliContext, note } from '../context.js';
+import { EXIT_INTERRUPTED, EXIT_OK, UsageError } from '../errors.js';
+import { aboveBudgetNote, budgetOpt, formatBytes, isQuiet, openEngine, policyOpt, statsForJson } from './shared.js';
 
 export const SAMPLING_OPTIONS = {
   'max-tokens': { type: 'string', arg: 'N', help: 'tokens to generate', default: '128' },

@@ -1,5 +1,13 @@
 import { writeFileSync } from 'node:fs';
-import { chunk, DEFAULT_MAX_LENGTH, DEFAULT_MIN_LENGTH } from '@semanticache/chunker';
+import { DEFAULT_MAX_LENGTH, DEFAULT_MIN_LENGTH } from '@semanticache/chunker';
+import {
+  clustersFromTrace,
+  type Engine,
+  encodeLong,
+  type InspectPage,
+  type LayerCompression,
+  renderInspectHtml,
+} from '@semanticache/eval';
 import { DEFAULT_RECENT_WINDOW, DEFAULT_SINK_TOKENS } from '@semanticache/kv-cache';
 import {
   type CommandSpec,
@@ -10,15 +18,12 @@ import {
   OUTPUT_OPTIONS,
   parseCommand,
   stringOpt,
-} from '../args';
-import { DEMO_TEXT_PATH, readTextFile } from '../assets';
-import { type CliContext, note, progressFor } from '../context';
-import type { Engine } from '../engine';
-import { EXIT_INTERRUPTED, EXIT_OK, UsageError } from '../errors';
-import { type InspectPage, type LayerCompression, renderInspectHtml } from '../html';
-import { encodeLong } from '../long-text';
-import type { Progress } from '../progress';
-import { isQuiet, openEngine, parseRatio } from './shared';
+} from '../args.js';
+import { DEMO_TEXT_PATH, readTextFile } from '../assets.js';
+import { type CliContext, note, progressFor } from '../context.js';
+import { EXIT_INTERRUPTED, EXIT_OK, UsageError } from '../errors.js';
+import type { Progress } from '../progress.js';
+import { isQuiet, openEngine, parseRatio } from './shared.js';
 
 /** τ shown when neither --threshold nor --ratio is given: gsc-cluster's default threshold. */
 export const INSPECT_THRESHOLD = 0.8;
@@ -71,47 +76,6 @@ export interface InspectSettings {
   window: number;
 }
 
-/** Tokens [0, sinks) and [n − window, n) are protected: never merged. */
-export function protectedMask(n: number, sinks: number, window: number): Uint8Array {
-  const mask = new Uint8Array(n);
-  mask.fill(1, 0, Math.min(n, sinks));
-  mask.fill(1, Math.max(0, n - window), n);
-  return mask;
-}
-
-/**
- * Clusters of one head from a compression's remap (token → entry that now holds it): tokens sharing an entry form a
- * cluster, numbered in order of their first token; protected tokens get −1. Returns each cluster's core size.
- */
-export function clustersFromRemap(
-  remap: Int32Array,
-  mask: Uint8Array,
-): { assignment: Int32Array; coreSizes: Float32Array } {
-  if (remap.length !== mask.length) {
-    throw new RangeError(`remap has ${remap.length} entries, expected one per token (${mask.length})`);
-  }
-  const clusterOfEntry = new Map<number, number>();
-  const assignment = new Int32Array(remap.length);
-  const sizes: number[] = [];
-  for (let i = 0; i < remap.length; i++) {
-    const entry = remap[i];
-    if (entry < 0) throw new RangeError(`remap[${i}] = ${entry}: token ${i} was evicted, not merged`);
-    if (mask[i]) {
-      assignment[i] = -1;
-      continue;
-    }
-    let cluster = clusterOfEntry.get(entry);
-    if (cluster === undefined) {
-      cluster = sizes.length;
-      clusterOfEntry.set(entry, cluster);
-      sizes.push(0);
-    }
-    assignment[i] = cluster;
-    sizes[cluster]++;
-  }
-  return { assignment, coreSizes: Float32Array.from(sizes) };
-}
-
 export async function buildInspectPage(
   engine: Engine,
   text: string,
@@ -129,9 +93,9 @@ export async function buildInspectPage(
   const ids = encodeLong(engine, text).slice(0, Math.min(s.tokens, engine.maxContext));
   const n = ids.length;
   if (n < 2) throw new UsageError('--text: needs at least two tokens');
-  // the same chunks the policy cuts: the whole stream, the model's delimiter set, the same bounds
-  const offsets = chunk(ids, engine.delimiters(s.level), { minLength: s.minChunk, maxLength: s.maxChunk });
+  // the trace: the chunks the policy cut and the core every token went into, as the compression did them
   const knobs = {
+    trace: true,
     delimiterLevel: s.level,
     minChunkLength: s.minChunk,
     maxChunkLength: s.maxChunk,
@@ -145,14 +109,15 @@ export async function buildInspectPage(
     if (hooks.signal.aborted) return undefined;
     const map = await session.compress();
     hooks.onProgress(n + 1, n + 1);
-    if (!map) throw new TypeError('the semanticache policy returned no compression map');
+    const trace = map?.trace?.layers[layer];
+    if (!trace?.tokenChunks) throw new TypeError('the semanticache policy returned no compression trace');
     const perHead = session.stats().entriesPerHead;
     const layers: LayerCompression[] = Array.from({ length: engine.numLayers }, (_, layer) => ({
       layer,
       full: n,
       kept: perHead.subarray(layer * engine.numKvHeads, (layer + 1) * engine.numKvHeads),
     }));
-    const { assignment, coreSizes } = clustersFromRemap(map.remap[layer][s.head], protectedMask(n, s.sinks, s.window));
+    const { assignment, coreSizes } = clustersFromTrace(trace.heads[s.head]);
     return {
       title: `SemantiCache inspect — layer ${layer}, head ${s.head}`,
       facts: [
@@ -162,7 +127,7 @@ export async function buildInspectPage(
         ['protected', `${s.sinks} sinks + ${s.window} recent`],
       ],
       tokens: ids.map((id) => engine.decode([id])),
-      chunkOffsets: offsets,
+      chunkOffsets: trace.tokenChunks,
       layer,
       head: s.head,
       assignment,

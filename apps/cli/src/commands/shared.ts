@@ -1,10 +1,16 @@
-import { DEFAULT_RECENT_WINDOW, DEFAULT_SINK_TOKENS, targetEntries } from '@semanticache/kv-cache';
-import { choice, numberOpt, type ParsedValues, stringOpt } from '../args';
-import type { CliContext } from '../context';
-import { type Budget, type CacheStats, type CompressionMap, type Engine, POLICIES, type PolicyName } from '../engine';
-import { UsageError } from '../errors';
-import { resolveModelLocation } from '../model-path';
-import { Progress } from '../progress';
+import type { Budget, CacheStats, CompressionMap, Engine } from '@semanticache/eval';
+import {
+  DEFAULT_RECENT_WINDOW,
+  DEFAULT_SINK_TOKENS,
+  POLICIES,
+  type PolicyName,
+  targetEntries,
+} from '@semanticache/kv-cache';
+import { choice, numberOpt, type ParsedValues, stringOpt } from '../args.js';
+import type { CliContext } from '../context.js';
+import { UsageError } from '../errors.js';
+import { resolveModelLocation } from '../model-path.js';
+import { Progress } from '../progress.js';
 
 export const DEFAULT_RATIO = 0.75;
 
@@ -42,16 +48,10 @@ export async function openEngine(ctx: CliContext, values: ParsedValues): Promise
   const progress = new Progress(`loading ${location.label}`, 1, { stream: ctx.stderr, quiet: isQuiet(values) });
   const engine = await ctx.loadEngine(location, {
     threads: numberOpt(values, 'threads', 1, { min: 1, max: 256, integer: true }),
-    kvDtype: choice(['float32', 'float16'] as const)(stringOpt(values, 'kv-dtype', 'float32'), '--kv-dtype'),
+    kvDtype: choice(['float32', 'float16'] as const)(stringOpt(values, 'kv-dtype', 'float16'), '--kv-dtype'),
   });
   progress.finish(`loaded ${engine.numLayers} layers, ${engine.numKvHeads} KV heads × ${engine.headDim}`);
   return engine;
-}
-
-export function checkContext(engine: Engine, tokens: number, what: string): void {
-  if (tokens > engine.maxContext) {
-    throw new UsageError(`${what} needs ${tokens} tokens but ${engine.label} has a context of ${engine.maxContext}`);
-  }
 }
 
 export function formatBytes(bytes: number): string {

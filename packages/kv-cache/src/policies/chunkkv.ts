@@ -1,7 +1,7 @@
 import { checkImportance, type HeadPlan, type Importance } from '../plan.js';
 import type { KVCache } from '../store.js';
 import { identityRemap, keepEntries, topIndices } from './head-writer.js';
-import { type BudgetedOptions, checkCount, type PolicyDefinition } from './policy.js';
+import { type BudgetedOptions, checkCount, type LayerTrace, type PolicyDefinition } from './policy.js';
 
 /** ChunkKV chunk length (the ChunkKV paper's setting; kvpress uses 20). */
 export const DEFAULT_CHUNK_LENGTH = 10;
@@ -17,7 +17,7 @@ export const chunkkv: PolicyDefinition<'chunkkv', ChunkkvOptions, number> = {
   check: (options) => checkCount('chunkLength', options.chunkLength, DEFAULT_CHUNK_LENGTH),
   compressor(cache, options, chunkLength) {
     const importance = checkImportance('windowImportance', options.windowImportance, cache, 'chunkkv');
-    return (layer, plans) => chunkKv(cache, layer, plans, importance, chunkLength);
+    return (layer, plans, trace) => chunkKv(cache, layer, plans, importance, chunkLength, trace);
   },
 };
 
@@ -32,6 +32,7 @@ function chunkKv(
   plans: HeadPlan[],
   importance: Importance,
   chunkLength: number,
+  trace?: LayerTrace,
 ): Int32Array[] {
   const heads = cache.heads(layer);
   const first = plans[0];
@@ -56,6 +57,12 @@ function chunkKv(
     for (let i = sinkEnd; i < windowStart; i++) summed[i] += scores[i];
   }
   const numChunks = Math.ceil((windowStart - sinkEnd) / chunkLength);
+  if (trace) {
+    const chunks = Uint32Array.from({ length: numChunks + 1 }, (_, c) =>
+      Math.min(c * chunkLength, windowStart - sinkEnd),
+    );
+    for (const head of trace.heads) head.chunks = chunks;
+  }
   const chunkScores = new Float64Array(numChunks);
   for (let c = 0; c < numChunks; c++) {
     const from = sinkEnd + c * chunkLength;

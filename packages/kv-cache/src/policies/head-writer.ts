@@ -1,4 +1,4 @@
-import { encodeFloat16Run } from '../fp16.js';
+import { encodeFloat16Run } from '@semanticache/internal';
 import type { HeadPlan } from '../plan.js';
 import type { HeadView, KVCache } from '../store.js';
 

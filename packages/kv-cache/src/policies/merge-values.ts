@@ -20,9 +20,9 @@ export const mergeValuesPolicy: PolicyDefinition<
   usesBudget: () => true,
   needs: () => ({ window: true, accumulated: false, tokens: false }),
   check: (options) => checkPooling(options),
-  compressor(cache, options, { pooling, kernel }) {
+  compressor(cache, options, { pooling, size }) {
     const importance = checkImportance('windowImportance', options.windowImportance, cache, 'merge-values');
-    return (layer, plans) => mergeValues(cache, layer, plans, importance, pooling, kernel);
+    return (layer, plans) => mergeValues(cache, layer, plans, importance, pooling, size);
   },
 };
 
@@ -31,7 +31,7 @@ export const mergeValuesPolicy: PolicyDefinition<
  * entry whose key is most cosine-similar (kvpress MergingPress): w = max(cos, 0)·‖v_e‖/(‖v_e‖ + ‖v_t‖),
  * v_t ← (v_t + Σ w·v_e)/(1 + Σ w). Keys, sizes and positions are untouched: no proportional-attention bias.
  * Protected entries are never merge targets. The old → new map sends an evicted entry to its target. The search is
- * exact (every kept key is scored; ties go to the lowest index) and runs in a WebAssembly SIMD kernel where available,
+ * exact (every kept key is scored; ties go to the lowest index) and runs in a WebAssembly SIMD module where available,
  * bitwise equal to the scalar fallback.
  */
 function mergeValues(
@@ -40,13 +40,13 @@ function mergeValues(
   plans: HeadPlan[],
   importance: Importance,
   pooling: Pooling,
-  kernel: number,
+  size: number,
 ): Int32Array[] {
   const d = cache.headDim;
   return plans.map((plan, h) => {
     if (plan.keepMiddle < 0) return identityRemap(plan.length);
     const { sinkEnd, windowStart, length } = plan;
-    const scores = poolScores(importance[layer][h], pooling, kernel);
+    const scores = poolScores(importance[layer][h], pooling, size);
     const kept = topIndices(scores, sinkEnd, windowStart, plan.keepMiddle);
     const keys = cache.readFloat32(layer, h, 'keys');
     const values = cache.readFloat32(layer, h, 'values');

@@ -84,6 +84,48 @@ describe('nearestTargetsSimd', () => {
     expect(Array.from(vector)).toEqual(Array.from(scalar));
   });
 
+  it('sums in the scalar order where rounding alone picks the winner', () => {
+    const d = 16;
+    const k = 40;
+    const n = 24;
+    const random = rng(11);
+    const spread = () => (random() < 0.5 ? -1 : 1) * 2 ** Math.floor(random() * 60 - 30) * (1 + random());
+    // every target is a column permutation of one row of widely spread magnitudes and every query row is one value
+    // repeated, so the exact scores of a query all tie and only the float64 rounding of the sum tells them apart
+    const row = Float32Array.from({ length: d }, spread);
+    const targets = new Float32Array(k * d);
+    for (let t = 0; t < k; t++) {
+      const order = Array.from({ length: d }, (_, j) => j);
+      for (let j = d - 1; j > 0; j--) {
+        const swap = Math.floor(random() * (j + 1));
+        [order[j], order[swap]] = [order[swap], order[j]];
+      }
+      for (let j = 0; j < d; j++) targets[t * d + j] = row[order[j]];
+    }
+    const queries = new Float32Array(n * d);
+    for (let q = 0; q < n; q++) queries.fill(spread(), q * d, (q + 1) * d);
+    const scalar = new Int32Array(n);
+    const vector = new Int32Array(n);
+    nearestTargets(queries, n, targets, k, d, scalar);
+    expect(simd?.(queries, n, targets, k, d, vector)).toBe(true);
+    expect(Array.from(vector)).toEqual(Array.from(scalar));
+    // the data does tell summation orders apart: summed from the last column down, the winners differ
+    const reversed = Array.from({ length: n }, (_, q) => {
+      let best = 0;
+      let bestScore = Number.NEGATIVE_INFINITY;
+      for (let t = 0; t < k; t++) {
+        let s = 0;
+        for (let j = d - 1; j >= 0; j--) s += queries[q * d + j] * targets[t * d + j];
+        if (s > bestScore) {
+          bestScore = s;
+          best = t;
+        }
+      }
+      return best;
+    });
+    expect(reversed).not.toEqual(Array.from(scalar));
+  });
+
   it('agrees with the scalar search on ties, negative-only scores and reused buffers', () => {
     const d = 9;
     const targets = randomRows(21, d, 3).map(Math.abs);

@@ -9,8 +9,37 @@ import {
 import type { KVCache } from '../store.js';
 import { identityRemap, keepEntries, topIndices } from './head-writer.js';
 
-/** Compresses the heads of one layer per their plans; returns each head's old → new entry map (−1: evicted). */
-export type LayerCompressor = (layer: number, plans: HeadPlan[]) => Int32Array[];
+/**
+ * Compresses the heads of one layer per their plans; returns each head's old → new entry map (−1: evicted). `trace`
+ * is given only when the caller asked for one: a policy that chunks or groups entries records what it used there.
+ */
+export type LayerCompressor = (layer: number, plans: HeadPlan[], trace?: LayerTrace) => Int32Array[];
+
+/** What a compression did in one head, beyond its remap (`compress(…, { trace: true })`). */
+export interface HeadTrace {
+  /** the head's layout before compression: entries [0, sinkEnd) and [windowStart, length) were protected */
+  length: number;
+  sinkEnd: number;
+  windowStart: number;
+  /**
+   * The chunks the policy worked in, as offsets into the compressible entries (entry − sinkEnd; first 0, last
+   * windowStart − sinkEnd): semanticache's semantic chunks (joined where a budget asked for fewer cores than chunks),
+   * chunkkv's fixed-length chunks. Absent for policies that do not chunk and for heads left as they were.
+   */
+  chunks?: Uint32Array;
+  /**
+   * Per compressible entry (entry − sinkEnd): the cluster or core it went into (ids dense from 0), −1 when it was
+   * dropped. Absent for policies that do not group entries and for heads left as they were.
+   */
+  assignment?: Int32Array;
+}
+
+/** What a compression did in one layer. */
+export interface LayerTrace {
+  /** the token chunks (chunker offsets over every appended token) a semantic-chunking policy cut the stream into */
+  tokenChunks?: Uint32Array;
+  heads: HeadTrace[];
+}
 
 /**
  * What a policy reads besides the cache: the observation window's attention mass, the mass of every query so far,

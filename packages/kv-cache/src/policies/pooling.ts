@@ -2,33 +2,33 @@ export type Pooling = 'max' | 'avg' | 'none';
 
 /** SnapKV-style smoothing of the observation-window mass: a token near a peak is kept with it. */
 export const DEFAULT_POOLING: Pooling = 'max';
-export const DEFAULT_POOL_KERNEL = 7;
-export const POOLING_KEYS = ['pooling', 'poolKernel'] as const;
+export const DEFAULT_POOL_SIZE = 7;
+export const POOLING_KEYS = ['pooling', 'poolSize'] as const;
 
 export interface PooledScoreOptions {
   /** 'max' (default), 'avg' (kvpress) or 'none' */
   pooling?: Pooling;
   /** odd pooling width, default 7 */
-  poolKernel?: number;
+  poolSize?: number;
 }
 
-export function checkPooling(options: PooledScoreOptions): { pooling: Pooling; kernel: number } {
+export function checkPooling(options: PooledScoreOptions): { pooling: Pooling; size: number } {
   const pooling = options.pooling ?? DEFAULT_POOLING;
   if (pooling !== 'max' && pooling !== 'avg' && pooling !== 'none') {
     throw new TypeError(`pooling: expected 'max', 'avg' or 'none', got ${String(pooling)}`);
   }
-  const kernel = options.poolKernel ?? DEFAULT_POOL_KERNEL;
-  if (!Number.isInteger(kernel) || kernel < 1 || kernel % 2 === 0) {
-    throw new RangeError(`poolKernel: expected an odd positive integer, got ${String(kernel)}`);
+  const size = options.poolSize ?? DEFAULT_POOL_SIZE;
+  if (!Number.isInteger(size) || size < 1 || size % 2 === 0) {
+    throw new RangeError(`poolSize: expected an odd positive integer, got ${String(size)}`);
   }
-  return { pooling, kernel };
+  return { pooling, size };
 }
 
-/** Pools scores over a centred window of `kernel` entries, clipped at the ends (avg divides by the entries seen). */
-export function poolScores(scores: Float32Array, pooling: Pooling, kernel: number): Float32Array {
+/** Pools scores over a centred window of `size` entries, clipped at the ends (avg divides by the entries seen). */
+export function poolScores(scores: Float32Array, pooling: Pooling, size: number): Float32Array {
   const n = scores.length;
-  if (pooling === 'none' || kernel === 1) return scores;
-  const half = kernel >> 1;
+  if (pooling === 'none' || size === 1) return scores;
+  const half = size >> 1;
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) {
     const from = Math.max(0, i - half);

@@ -1,5 +1,5 @@
+import { growMemory, instantiateWasm, type WasmMemory } from '@semanticache/internal';
 import { wasmBase64 } from '../join.wasm.js';
-import { instantiateWasm, type WasmMemory } from '../wasm.js';
 
 /** Where each entry's best seed is: its index in the seed list (-1: no candidate), the dot product, the entry's ‖k‖². */
 export interface SeedMatches {
@@ -49,8 +49,9 @@ export function nearestSeeds(
   const keyBytes = count * d * 4;
   const unitBytes = unit.length * 4;
   const need = keyBytes + unitBytes + count * 4 * 5;
-  const have = memory.buffer.byteLength;
-  if (need > have) memory.grow(Math.ceil((need - have) / 65536));
+  if (!growMemory(memory, need)) {
+    throw new RangeError(`nearestSeeds: needs ${need} bytes of WebAssembly memory, more than available`);
+  }
   const heap = memory.buffer;
   let at = 0;
   const place = <T extends Float32Array | Int32Array>(src: T): number => {

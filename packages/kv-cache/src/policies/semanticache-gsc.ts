@@ -1,10 +1,11 @@
 import { chunk, type DelimiterSet } from '@semanticache/chunker';
 import { type CompareTo, gscCluster, type SeedOrder } from '@semanticache/gsc-cluster';
+import { float16BitsToFloat32Array, float32ArrayToFloat16Bits } from '@semanticache/internal';
 import { mergeClusters, type PositionMode } from '@semanticache/merge';
-import { float16BitsToFloat32Array, float32ArrayToFloat16Bits } from '../fp16.js';
 import type { HeadPlan, Importance } from '../plan.js';
 import type { KVCache } from '../store.js';
 import { HeadWriter, identityRemap } from './head-writer.js';
+import type { LayerTrace } from './policy.js';
 
 export interface SemanticacheSettings {
   delimiters: DelimiterSet;
@@ -59,6 +60,7 @@ export function semanticacheGsc(
   starts: Uint32Array,
   settings: SemanticacheSettings,
   importance: Importance | undefined,
+  trace?: LayerTrace,
 ): Int32Array[] {
   const d = cache.headDim;
   // fp16 storage: every head's keys and values are decoded into two buffers shared by the layer's heads
@@ -86,6 +88,7 @@ export function semanticacheGsc(
       ...(settings.maxSearchSteps !== undefined ? { maxSearchSteps: settings.maxSearchSteps } : {}),
       ...(scores && settings.seedOrder === 'importance' ? { importance: scores } : {}),
     });
+    if (trace) Object.assign(trace.heads[h], { chunks: offsets, assignment });
 
     // Every compressible entry goes through merge (a cluster of one comes back as its own row, bit for bit), so the
     // rows are never gathered in JavaScript and fp16 storage is re-encoded in one bulk pass per matrix.

@@ -1,13 +1,14 @@
 import type { HeadPlan, Importance } from '../plan.js';
 import type { KVCache } from '../store.js';
 import { HeadWriter, identityRemap, topIndices } from './head-writer.js';
+import type { LayerTrace } from './policy.js';
 import { type Pooling, poolScores } from './pooling.js';
 import { nearestSeeds } from './seed-search.js';
 
 export interface SeededSettings {
   /** smoothing of the observation-window mass before seeds are picked (SnapKV's) */
   pooling: Pooling;
-  poolKernel: number;
+  poolSize: number;
   /** cosine a member's key needs with a seed of its chunk to join it; members below it (or alone) are dropped */
   joinThreshold: number;
   /** 'seed': a core keeps its seed's key (exact, no RoPE mixing); 'mean': the weighted mean of its members' keys */
@@ -144,9 +145,10 @@ export function semanticacheSeeded(
   chunkOffsets: (h: number) => Uint32Array,
   settings: SeededSettings,
   importance: Importance,
+  trace?: LayerTrace,
 ): Int32Array[] {
   const d = cache.headDim;
-  const pooled = plans.map((_, h) => poolScores(importance[layer][h], settings.pooling, settings.poolKernel));
+  const pooled = plans.map((_, h) => poolScores(importance[layer][h], settings.pooling, settings.poolSize));
   const adaptive = settings.headBudgets === 'adaptive' && plans.every((p) => p.keepMiddle >= 0);
   const seats = adaptive ? adaptiveSeats(plans, pooled) : Int32Array.from(plans, (p) => p.keepMiddle);
   return plans.map((plan, h) => {
@@ -162,13 +164,15 @@ export function semanticacheSeeded(
     // seedOf[e - sinkEnd]: index into `seeds` of the core entry e joins, or -1 (dropped)
     const seedOf = new Int32Array(m).fill(-1);
     for (let s = 0; s < seeds.length; s++) seedOf[seeds[s] - sinkEnd] = s;
-    if ((settings.joinThreshold <= 1 || settings.nearbyThreshold <= 1) && seeds.length > 0) {
+    const joins = (settings.joinThreshold <= 1 || settings.nearbyThreshold <= 1) && seeds.length > 0;
+    if (trace) Object.assign(trace.heads[h], { chunks: chunkOffsets(h), assignment: seedOf });
+    if (joins) {
       // each entry's candidate seeds [lo, hi): its chunk's, or the joinRadius nearest on each side (seeds ascend,
       // chunks are contiguous); seeds themselves get an empty range
       const lo = new Int32Array(m);
       const hi = new Int32Array(m);
       const fromOwnChunk = new Uint8Array(m);
-      const offsets = chunkOffsets(h);
+      const offsets = trace?.heads[h].chunks ?? chunkOffsets(h);
       let first = 0;
       for (let c = 0; c + 1 < offsets.length; c++) {
         const from = offsets[c];

@@ -99,12 +99,12 @@ function resolve(options: Partial<SemanticacheOptions>): ResolvedSemanticache {
   const coreWeights = oneOf('coreWeights', knobs.coreWeights, ['size', 'importance'] as const, 'importance');
   if (seeds === 'importance') {
     if (threshold !== undefined) throw new TypeError("threshold: a fixed τ needs seeds 'gsc'");
-    const { pooling, kernel } = checkPooling(options);
+    const { pooling, size } = checkPooling(options);
     return {
       seeds,
       settings: {
         pooling,
-        poolKernel: kernel,
+        poolSize: size,
         joinThreshold: checkCosine('joinThreshold', knobs.joinThreshold),
         joinScope: oneOf('joinScope', knobs.joinScope, ['chunk-first', 'nearby'] as const, 'chunk-first'),
         joinRadius: checkNonNegativeInteger('joinRadius', knobs.joinRadius, 0),
@@ -197,8 +197,11 @@ export const semanticache: PolicyDefinition<'semanticache', SemanticacheOptions,
     };
     if (resolved.seeds === 'gsc') {
       const settings = { ...resolved.settings, delimiters };
-      return (layer, plans) =>
-        semanticacheGsc(cache, layer, plans, startsFor(layer), settings, options.windowImportance);
+      return (layer, plans, trace) => {
+        const starts = startsFor(layer);
+        if (trace) trace.tokenChunks = starts;
+        return semanticacheGsc(cache, layer, plans, starts, settings, options.windowImportance, trace);
+      };
     }
     const importance = options.windowImportance as Importance;
     // an entry cap is a per-head bound (decode triggers test each head against it): heads cannot trade seats
@@ -206,11 +209,12 @@ export const semanticache: PolicyDefinition<'semanticache', SemanticacheOptions,
       budget !== undefined && 'maxEntries' in budget
         ? { ...resolved.settings, headBudgets: 'uniform' as const }
         : resolved.settings;
-    return (layer, plans) => {
+    return (layer, plans, trace) => {
       const starts = startsFor(layer);
+      if (trace) trace.tokenChunks = starts;
       const offsets = (h: number) =>
         entryChunkOffsets(cache.head(layer, h).origins.subarray(plans[h].sinkEnd, plans[h].windowStart), starts);
-      return semanticacheSeeded(cache, layer, plans, offsets, settings, importance);
+      return semanticacheSeeded(cache, layer, plans, offsets, settings, importance, trace);
     };
   },
 };

@@ -10,8 +10,8 @@ export const snapkv = scorerPolicy({
   knobs: POOLING_KEYS,
   needs: { window: true, accumulated: false, tokens: false },
   check: (options: Partial<SnapkvOptions>) => checkPooling(options),
-  scores(cache, options: SnapkvOptions, { pooling, kernel }) {
+  scores(cache, options: SnapkvOptions, { pooling, size }) {
     const importance = checkImportance('windowImportance', options.windowImportance, cache, 'snapkv');
-    return (layer, head) => poolScores(importance[layer][head], pooling, kernel);
+    return (layer, head) => poolScores(importance[layer][head], pooling, size);
   },
 });

@@ -1,0 +1,10 @@
+export { type App, type AppDeps, buildApp } from './app.js';
+export { ChatTemplate, DEFAULT_CHAT_TEMPLATE } from './chat-template.js';
+export { DiskSnapshotStore } from './disk-store.js';
+export { ApiError, CorruptSnapshotError, StoreUnavailableError } from './errors.js';
+export { ServerMetrics } from './metrics.js';
+export { DEFAULTS, OptionsError, parseServerArgs, type ServerOptions, USAGE } from './options.js';
+export { QueueFullError, WorkerPool } from './pool.js';
+export { RedisSnapshotStore } from './redis-store.js';
+export { openStore, type RunningServer, startServer } from './server.js';
+export type { CacheMeta, ChatMessage, SnapshotStore, StoreLimits } from './store.js';

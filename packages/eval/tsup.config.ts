@@ -1,0 +1,4 @@
+import { defineConfig } from 'tsup';
+import { inlineInternal, packageBuild } from '../../tsup.preset.ts';
+
+export default defineConfig({ ...packageBuild, ...inlineInternal });

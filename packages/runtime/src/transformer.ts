@@ -1,0 +1,158 @@
+import * as ort from 'onnxruntime-node';
+import type { AttentionKernel, HeadCache } from './attention.js';
+import type { ModelConfig } from './config.js';
+import { DisposedError } from './errors.js';
+import { buildGraphs, type WeightFormat } from './graphs.js';
+import type { ModelWeights } from './weights.js';
+
+/** What the forward pass needs from a KV cache (a subset of `@semanticache/kv-cache`'s KVCache). */
+export interface ForwardCache {
+  append(layer: number, keys: Float32Array, values: Float32Array, positions: Int32Array): void;
+  heads(layer: number): HeadCache[];
+}
+
+export interface TransformerOptions {
+  /** ORT intra-op threads (default 1: the attention kernel has its own threads; see README for measurements). */
+  intraOpThreads?: number;
+  /** Let ORT worker threads spin between runs (default false: spinning burns the second core the kernel needs). */
+  allowSpinning?: boolean;
+  /** Fuse post-attention(l-1) with pre-attention(l) into one graph (default true: L + 2 runs per step, not 2L + 1). */
+  fuseLayers?: boolean;
+  /** 'int4' quantizes the projection and LM-head matrices to 4-bit blocks of 32 (default 'float32'). */
+  weightFormat?: WeightFormat;
+}
+
+type MidSessions = ort.InferenceSession | { post: ort.InferenceSession; pre: ort.InferenceSession };
+
+export type LogitsMode = 'last' | 'all' | 'none';
+
+/**
+ * The model's ORT sessions. `forward` runs one block of tokens through every layer: ORT for the dense math, the
+ * attention kernel over the cache in between.
+ */
+export class Transformer {
+  private disposed = false;
+  /** Forward passes in flight: dispose waits for them (they stop at the next layer) before releasing the sessions. */
+  private running = new Set<Promise<unknown>>();
+
+  private constructor(
+    readonly config: ModelConfig,
+    private first: ort.InferenceSession,
+    private mid: MidSessions[],
+    private last: ort.InferenceSession,
+    private head: ort.InferenceSession,
+  ) {}
+
+  static async create(
+    config: ModelConfig,
+    weights: ModelWeights,
+    options: TransformerOptions = {},
+  ): Promise<Transformer> {
+    const threads = options.intraOpThreads ?? 1;
+    if (!Number.isInteger(threads) || threads < 1) {
+      throw new RangeError(`intraOpThreads: expected an integer ≥ 1, got ${String(threads)}`);
+    }
+    const sessionOptions: ort.InferenceSession.SessionOptions = {
+      executionProviders: ['cpu'],
+      graphOptimizationLevel: 'all',
+      executionMode: 'sequential',
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1,
+      extra: { session: { intra_op: { allow_spinning: options.allowSpinning ? '1' : '0' } } },
+    };
+    const weightFormat = options.weightFormat ?? 'float32';
+    if (weightFormat !== 'float32' && weightFormat !== 'int4') {
+      throw new TypeError(`weightFormat: expected 'float32' or 'int4', got ${String(weightFormat)}`);
+    }
+    const graphs = buildGraphs(config, weights, { fuse: options.fuseLayers ?? true, weightFormat });
+    const create = (bytes: Uint8Array) => ort.InferenceSession.create(bytes, sessionOptions);
+    const first = await create(graphs.first);
+    const mid: MidSessions[] = [];
+    for (const g of graphs.mid) {
+      mid.push(g instanceof Uint8Array ? await create(g) : { post: await create(g.post), pre: await create(g.pre) });
+    }
+    return new Transformer(config, first, mid, await create(graphs.last), await create(graphs.head));
+  }
+
+  /**
+   * Runs `ids` (one block) at positions `start, start+1, …`, appending their keys and values to `cache`.
+   * Returns logits for the last row, for every row (`all`, m × vocab), or nothing.
+   * `attentionMass(layer)` may return per-KV-head accumulators the kernel adds this block's attention mass into.
+   */
+  async forward(
+    ids: Int32Array,
+    start: number,
+    cache: ForwardCache,
+    kernel: AttentionKernel,
+    logits: LogitsMode,
+    attentionMass?: (layer: number) => Float32Array[] | undefined,
+  ): Promise<Float32Array> {
+    this.assertLive();
+    const run = this.forwardBlock(ids, start, cache, kernel, logits, attentionMass);
+    this.running.add(run);
+    try {
+      return await run;
+    } finally {
+      this.running.delete(run);
+    }
+  }
+
+  private assertLive(): void {
+    if (this.disposed) throw new DisposedError('the model has been disposed');
+  }
+
+  private async forwardBlock(...args: Parameters<Transformer['forward']>): Promise<Float32Array> {
+    const [ids, start, cache, kernel, logits, attentionMass] = args;
+    const { numLayers: L, numHeads: H, headDim: d, hiddenSize } = this.config;
+    const m = ids.length;
+    const positions = new Float32Array(m);
+    const positionsInt = new Int32Array(m);
+    for (let i = 0; i < m; i++) positions[i] = positionsInt[i] = start + i;
+    const posTensor = new ort.Tensor('float32', positions, [m]);
+    const idTensor = new ort.Tensor(
+      'int64',
+      BigInt64Array.from(ids, (x) => BigInt(x)),
+      [m],
+    );
+    let r = await this.first.run({ ids: idTensor, positions: posTensor });
+    let h = r.h;
+    for (let l = 0; l < L; l++) {
+      this.assertLive();
+      cache.append(l, r.k.data as Float32Array, r.v.data as Float32Array, positionsInt);
+      const attn = kernel.prefill({
+        q: r.q.data as Float32Array,
+        heads: cache.heads(l),
+        numHeads: H,
+        headDim: d,
+        blockLength: m,
+        attentionMass: attentionMass?.(l),
+      });
+      const attnTensor = new ort.Tensor('float32', attn, [m, H * d]);
+      const next = this.mid[l];
+      if (next && 'post' in next) {
+        h = (await next.post.run({ h_in: h, attn: attnTensor })).h;
+        r = { h, ...(await next.pre.run({ h, positions: posTensor })) };
+      } else if (next) {
+        r = await next.run({ h_in: h, attn: attnTensor, positions: posTensor });
+        h = r.h;
+      } else {
+        r = await this.last.run({ h_in: h, attn: attnTensor });
+      }
+    }
+    this.assertLive();
+    if (logits === 'none') return new Float32Array(0);
+    const hidden = r.hidden.data as Float32Array;
+    const rows = logits === 'all' ? hidden : hidden.subarray((m - 1) * hiddenSize);
+    const out = await this.head.run({
+      hidden: new ort.Tensor('float32', rows, [rows.length / hiddenSize, hiddenSize]),
+    });
+    return out.logits.data as Float32Array;
+  }
+
+  async dispose(): Promise<void> {
+    this.disposed = true;
+    await Promise.allSettled(this.running);
+    const mid = this.mid.flatMap((m) => ('post' in m ? [m.post, m.pre] : [m]));
+    for (const s of [this.first, ...mid, this.last, this.head]) await s.release();
+  }
+}
