@@ -13,7 +13,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import type { CachePolicy, GgufSummary, Model, Session } from '../../packages/runtime/src/index.js';
+import type { CachePolicy, GgufSummary, KVDtype, Model, Session } from '../../packages/runtime/src/index.js';
 import { loadModel, Session as SessionClass, writeGguf } from '../../packages/runtime/src/index.js';
 
 setFlagsFromString('--expose-gc');
@@ -193,7 +193,7 @@ const ourPromptIds = tokenizer.encode(promptText, { addSpecialTokens: false });
 const tokenizerAgrees =
   peerPromptIds.length === ourPromptIds.length && ourPromptIds.every((id, i) => peerPromptIds[i] === id);
 
-async function oursGreedy(kvDtype: 'float32' | 'float16'): Promise<number[]> {
+async function oursGreedy(kvDtype: KVDtype): Promise<number[]> {
   const session = ours[THREADS[0]].createSession({ kvDtype });
   let logits = await session.prefill(promptIds);
   const out: number[] = [];

@@ -42,6 +42,12 @@ export const MODEL_OPTIONS: Record<string, OptionSpec> = {
     help: 'KV-cache storage: float16 | float32 (twice the bytes, the exact fp32 cache)',
     default: 'float16',
   },
+  weights: {
+    type: 'string',
+    arg: 'FORMAT',
+    help: 'weights in the graphs: float32 | int8 | int4 (blocks of 32 quantized at load)',
+    default: 'float32',
+  },
 };
 
 export const OUTPUT_OPTIONS: Record<string, OptionSpec> = {

@@ -1,4 +1,4 @@
-import type { CachePolicy, CacheStats, FinishReason, WorkerModel, WorkerSession } from '@semanticache/runtime';
+import type { CachePolicy, CacheStats, FinishReason, KVDtype, WorkerModel, WorkerSession } from '@semanticache/runtime';
 import { CorruptSnapshotError } from './errors.js';
 import type { WorkerPool } from './pool.js';
 
@@ -15,7 +15,7 @@ export interface GenerationJob {
   /** tokens to feed: the whole prompt, or what follows a cached document */
   ids: number[];
   policy: CachePolicy;
-  kvDtype: 'float32' | 'float16';
+  kvDtype: KVDtype;
   sampling: Sampling;
   /** a cached document's snapshot to continue from */
   snapshot?: Uint8Array;
@@ -120,7 +120,7 @@ export function prefillDocument(
   pool: WorkerPool,
   ids: number[],
   policy: CachePolicy,
-  kvDtype: 'float32' | 'float16',
+  kvDtype: KVDtype,
   signal: AbortSignal,
 ): Promise<PrefillResult> {
   return pool.run(async (model) => {

@@ -1,5 +1,6 @@
 import type { DelimiterSet } from '@semanticache/chunker';
 import type { Budget, CompressionTrace, KVDtype, PolicyName } from '@semanticache/kv-cache';
+import type { WeightFormat } from '@semanticache/runtime';
 import { SettingsError } from './errors.js';
 
 /**
@@ -119,6 +120,8 @@ export interface EngineOptions {
   threads?: number;
   /** storage of cached keys and values; float16 halves KV bytes, attention still runs in fp32 */
   kvDtype?: KVDtype;
+  /** the weights' format in the graphs: float32 (default), or int8 / int4 blocks quantized at load */
+  weights?: WeightFormat;
 }
 
 export interface Engine {

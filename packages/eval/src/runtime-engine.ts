@@ -177,12 +177,14 @@ class RuntimeEngine implements Engine {
 /** Loads a model through @semanticache/runtime (imported on first use, so importing this package stays fast). */
 export async function loadRuntimeEngine(location: ModelLocation, options: EngineOptions = {}): Promise<Engine> {
   const runtime: Runtime = await import('@semanticache/runtime');
-  const load = { intraOpThreads: options.threads ?? 1 };
+  const weights = options.weights ?? 'float32';
+  const load = { intraOpThreads: options.threads ?? 1, weightFormat: weights };
   const model =
     location.format === 'hf'
       ? await runtime.loadModel(location.dir, load)
       : await runtime.loadModel(location.file, { ...load, tokenizerPath: location.tokenizer });
   // the label names the KV storage only when it is not the runtime's default (float16)
   const kvDtype = options.kvDtype ?? 'float16';
-  return new RuntimeEngine(model, `${location.label}${kvDtype === 'float32' ? ', fp32 KV' : ''}`, kvDtype);
+  const label = `${location.label}${weights === 'float32' ? '' : `, ${weights} weights`}${kvDtype === 'float32' ? ', fp32 KV' : ''}`;
+  return new RuntimeEngine(model, label, kvDtype);
 }

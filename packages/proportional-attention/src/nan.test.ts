@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { decode, float32ArrayToFloat16Bits, prefill, referenceAttention, setSimdLevel, setThreads } from './index.js';
 import { float16BitsToFloat32Array } from './reference.js';
 import { randomArray, randomCache, restoreKernelSettingsAfterAll, rng, SIMD_LEVELS } from './test-helpers.js';
-import type { HeadCache } from './types.js';
+import type { HeadCache, KVDtype } from './types.js';
 
 const levels = SIMD_LEVELS;
 restoreKernelSettingsAfterAll();
@@ -185,7 +185,7 @@ function makeCase(config: Config, m: number, seed: number): Case {
 }
 
 /** What the kernel reads (fp16 bits for a fp16 cache) and what the reference gets (the same values as fp32). */
-function storage(c: Case, dtype: 'float32' | 'float16'): { heads: HeadCache[]; rounded: HeadCache[] } {
+function storage(c: Case, dtype: KVDtype): { heads: HeadCache[]; rounded: HeadCache[] } {
   if (dtype === 'float32') return { heads: c.heads, rounded: c.heads };
   const heads = c.heads.map((h) => ({
     ...h,

@@ -3,7 +3,7 @@ import { rng } from '@semanticache/testing';
 import { afterAll } from 'vitest';
 import { getThreads, setSimdLevel, setThreads, supportsAvx2 } from './index.js';
 import { float16BitsToFloat32Array, float32ArrayToFloat16Bits } from './reference.js';
-import type { HeadCache } from './types.js';
+import type { HeadCache, KVDtype } from './types.js';
 
 export { rng };
 
@@ -38,7 +38,7 @@ export function randomCache(
   random: () => number,
   lengths: number[],
   d: number,
-  dtype: 'float32' | 'float16',
+  dtype: KVDtype,
   options: { logSizeMax?: number; slack?: number } = {},
 ): RandomCache {
   const slack = options.slack ?? 3;

@@ -1,6 +1,6 @@
-import type { HeadCache } from '@semanticache/internal';
+import type { HeadCache, KVDtype } from '@semanticache/internal';
 
-export type { HeadCache };
+export type { HeadCache, KVDtype };
 
 export interface DecodeArgs {
   /** H × d query of the new token. */

@@ -13,11 +13,12 @@ import {
   setThreads,
 } from './index.js';
 import { randomArray, randomCache, rng } from './test-helpers.js';
+import type { KVDtype } from './types.js';
 
 const d = 16;
 const H = 4;
 
-function validArgs(random: () => number, dtype: 'float32' | 'float16'): PrefillArgs {
+function validArgs(random: () => number, dtype: KVDtype): PrefillArgs {
   const cache = randomCache(random, [20, 9], d, dtype, { slack: 0 });
   return {
     q: randomArray(random, 3 * H * d),

@@ -10,7 +10,14 @@ import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { bandwidthProbe, getThreads, setThreads } from '@semanticache/proportional-attention';
-import { type CachePolicy, type KVDtype, loadModel, type Model, type Session } from '../src/index.js';
+import {
+  type CachePolicy,
+  type KVDtype,
+  loadModel,
+  type Model,
+  type Session,
+  type WeightFormat,
+} from '../src/index.js';
 import { argmax } from '../src/sampler.js';
 
 setFlagsFromString('--expose-gc');
@@ -30,26 +37,27 @@ interface Variant {
   label: string;
   policy: CachePolicy;
   kvDtype: KVDtype;
-  int4?: boolean;
+  weights: WeightFormat;
 }
+const SC75: CachePolicy = { name: 'semanticache', budget: { ratio: 0.75 } };
+// the first row is the baseline of every speedup: the full cache at the default formats (fp32 weights, fp16 KV)
 const variants: Variant[] = [
-  { label: 'full', policy: { name: 'full' }, kvDtype: 'float32' },
-  { label: 'semanticache 0.5', policy: { name: 'semanticache', budget: { ratio: 0.5 } }, kvDtype: 'float32' },
-  { label: 'semanticache 0.75', policy: { name: 'semanticache', budget: { ratio: 0.75 } }, kvDtype: 'float32' },
-  { label: 'full, fp16 cache', policy: { name: 'full' }, kvDtype: 'float16' },
+  { label: 'full', policy: { name: 'full' }, kvDtype: 'float16', weights: 'float32' },
   {
-    label: 'semanticache 0.75, fp16 cache',
-    policy: { name: 'semanticache', budget: { ratio: 0.75 } },
+    label: 'semanticache 0.5',
+    policy: { name: 'semanticache', budget: { ratio: 0.5 } },
     kvDtype: 'float16',
+    weights: 'float32',
   },
-  { label: 'full, int4 weights', policy: { name: 'full' }, kvDtype: 'float32', int4: true },
-  {
-    label: 'semanticache 0.75, int4 weights',
-    policy: { name: 'semanticache', budget: { ratio: 0.75 } },
-    kvDtype: 'float32',
-    int4: true,
-  },
+  { label: 'semanticache 0.75', policy: SC75, kvDtype: 'float16', weights: 'float32' },
+  { label: 'full, fp32 cache', policy: { name: 'full' }, kvDtype: 'float32', weights: 'float32' },
+  { label: 'semanticache 0.75, fp32 cache', policy: SC75, kvDtype: 'float32', weights: 'float32' },
+  { label: 'full, int8 weights', policy: { name: 'full' }, kvDtype: 'float16', weights: 'int8' },
+  { label: 'semanticache 0.75, int8 weights', policy: SC75, kvDtype: 'float16', weights: 'int8' },
+  { label: 'full, int4 weights', policy: { name: 'full' }, kvDtype: 'float16', weights: 'int4' },
+  { label: 'semanticache 0.75, int4 weights', policy: SC75, kvDtype: 'float16', weights: 'int4' },
 ];
+const WEIGHT_FORMATS: WeightFormat[] = ['float32', 'int8', 'int4'];
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -60,14 +68,15 @@ const mib = (bytes: number) => bytes / 2 ** 20;
 
 /**
  * Bytes of weights one decode step reads: every layer matrix and norm, the final norm and the LM head. fp32, or
- * int4 matrices (half a byte per weight plus an fp32 scale per 32) with fp32 norms.
+ * int8 / int4 matrices (one or half a byte per weight plus an fp32 scale per 32) with fp32 norms.
  */
-function weightBytesPerToken(model: Model, int4: boolean): number {
+function weightBytesPerToken(model: Model, weights: WeightFormat): number {
   const c = model.config;
   const { hiddenSize: h, numHeads: H, numKvHeads: Hkv, headDim: d, intermediateSize: I } = c;
   const matrices = c.numLayers * (h * (H + 2 * Hkv) * d + H * d * h + 3 * h * I) + c.vocabSize * h;
   const norms = c.numLayers * 2 * h + h;
-  return (int4 ? matrices * (0.5 + 4 / 32) : 4 * matrices) + 4 * norms;
+  const perWeight = weights === 'int8' ? 1 + 4 / 32 : weights === 'int4' ? 0.5 + 4 / 32 : 4;
+  return perWeight * matrices + 4 * norms;
 }
 
 /** Wraps the model's attention kernel to add up the time spent in it. */
@@ -142,7 +151,7 @@ async function settingsTable(ids: number[]): Promise<string[]> {
         prefillMs[i].push(performance.now() - t);
         if (rep === 2) {
           live.push({
-            v: { label: group[i].label, policy: { name: 'full' }, kvDtype: 'float32' },
+            v: { label: group[i].label, policy: { name: 'full' }, kvDtype: 'float16', weights: 'float32' },
             session,
             logits,
             prefillMs: 0,
@@ -186,12 +195,13 @@ async function main() {
   // the roofline takes the best read bandwidth seen in the run: probes at the start and before every context
   const probes = [bandwidthProbe({ megabytes: 256, repeats: 5 }).readGBps];
   const bw = { readGBps: probes[0], threads: getThreads() };
-  const model = await loadModel(demoDir);
-  const int4Model = await loadModel(demoDir, { weightFormat: 'int4' });
+  const models = new Map<WeightFormat, Model>();
+  for (const format of WEIGHT_FORMATS) models.set(format, await loadModel(demoDir, { weightFormat: format }));
+  const model = models.get('float32') as Model;
   const kernel = timeKernel(model);
-  int4Model.kernel.prefill = model.kernel.prefill; // the same timed kernel
+  for (const other of models.values()) other.kernel.prefill = model.kernel.prefill; // the same timed kernel
   const allIds = model.tokenizer!.encode(readFileSync(path.join(here, 'corpus.txt'), 'utf8'));
-  const weightBytes = weightBytesPerToken(model, false);
+  const weightBytes = weightBytesPerToken(model, 'float32');
   const header =
     `demo model: ${model.config.numLayers} layers, hidden ${model.config.hiddenSize}, ${model.config.numKvHeads} KV heads × ${model.config.headDim}; ` +
     `corpus ${allIds.length} tokens; weights read per token ${mib(weightBytes).toFixed(1)} MiB (fp32)\n` +
@@ -215,7 +225,7 @@ async function main() {
     bw.readGBps = Math.max(...probes);
     const live: Live[] = [];
     for (const v of variants) {
-      const owner = v.int4 ? int4Model : model;
+      const owner = models.get(v.weights) as Model;
       const session = owner.createSession({ policy: v.policy, kvDtype: v.kvDtype, compressTrigger: 'manual' });
       let t = performance.now();
       const logits = await session.prefill(ids);
@@ -243,7 +253,7 @@ async function main() {
       const elementBytes = l.v.kvDtype === 'float16' ? 2 : 4;
       // each step reads every key, value and ln(size) once, plus all the weights
       const bytesPerToken =
-        weightBytesPerToken(model, l.v.int4 === true) + entries * (2 * model.config.headDim * elementBytes + 4);
+        weightBytesPerToken(model, l.v.weights) + entries * (2 * model.config.headDim * elementBytes + 4);
       const rooflineMs = (bytesPerToken / (bw.readGBps * 1e9)) * 1000;
       const stepMs = median(l.stepMs);
       const row = {
@@ -275,7 +285,7 @@ async function main() {
     out.length = 2;
     gc();
   }
-  await Promise.all([model.dispose(), int4Model.dispose()]);
+  await Promise.all([...models.values()].map((m) => m.dispose()));
   const threads = await settingsTable(allIds.slice(0, 1024));
   console.log(threads.join('\n'));
   writeFileSync(

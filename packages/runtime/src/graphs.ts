@@ -1,7 +1,7 @@
 import type { ModelConfig } from './config.js';
 import { ropeInverseFrequencies } from './config.js';
 import { DataType, GraphBuilder, valueInfo } from './onnx-builder.js';
-import { INT4_BLOCK, quantizeInt4 } from './quantize.js';
+import { QUANT_BLOCK, type QuantBits, quantizeBlocks } from './quantize.js';
 import type { LayerWeights, ModelWeights } from './weights.js';
 
 /**
@@ -23,22 +23,32 @@ export interface GraphSet {
   head: Uint8Array;
 }
 
-export type WeightFormat = 'float32' | 'int4';
+export type WeightFormat = 'float32' | 'int8' | 'int4';
 
 export interface GraphOptions {
   /** Fuse post-attention(l-1) with pre-attention(l) (default true). */
   fuse?: boolean;
-  /** 'int4': projection and LM-head matrices as 4-bit MatMulNBits blocks (fp32 where k is not a multiple of 32). */
+  /** 'int8' / 'int4': projection and LM-head matrices as 8- or 4-bit MatMulNBits blocks (fp32 where k is not a multiple of 32). */
   weightFormat?: WeightFormat;
+  /** Quantized matrices multiply int8-quantized activations (default true); false keeps the activations fp32. */
+  quantizedActivations?: boolean;
 }
 
 interface Ctx {
   config: ModelConfig;
-  int4: boolean;
+  /** bits of the quantized matrices; undefined: fp32 */
+  bits: QuantBits | undefined;
+  /** MatMulNBits accuracy_level: 4 computes with int8 activations, 0 in fp32 */
+  accuracyLevel: 0 | 4;
 }
 
 export function buildGraphs(config: ModelConfig, weights: ModelWeights, options: GraphOptions = {}): GraphSet {
-  const c: Ctx = { config, int4: options.weightFormat === 'int4' };
+  const format = options.weightFormat ?? 'float32';
+  const c: Ctx = {
+    config,
+    bits: format === 'int8' ? 8 : format === 'int4' ? 4 : undefined,
+    accuracyLevel: options.quantizedActivations === false ? 0 : 4,
+  };
   const fuse = options.fuse ?? true;
   const mid: GraphSet['mid'] = [];
   for (let l = 1; l < config.numLayers; l++) {
@@ -69,17 +79,17 @@ function linear(
   tag: string,
 ): string {
   const outDim = w.length / inDim;
-  if (c.int4 && inDim % INT4_BLOCK === 0) {
-    const { packed, scales } = quantizeInt4(w, outDim, inDim);
-    const blocks = inDim / INT4_BLOCK;
+  if (c.bits !== undefined && inDim % QUANT_BLOCK === 0) {
+    const { packed, scales } = quantizeBlocks(w, outDim, inDim, c.bits);
+    const blocks = inDim / QUANT_BLOCK;
     const y = g.op(
       'MatMulNBits',
       [
         x,
-        g.uint8Init(`${tag}_q`, [outDim, blocks, INT4_BLOCK / 2], packed),
+        g.uint8Init(`${tag}_q`, [outDim, blocks, (QUANT_BLOCK * c.bits) / 8], packed),
         g.floatInit(`${tag}_s`, [outDim * blocks], scales),
       ],
-      { K: inDim, N: outDim, bits: 4, block_size: INT4_BLOCK, accuracy_level: 0 },
+      { K: inDim, N: outDim, bits: c.bits, block_size: QUANT_BLOCK, accuracy_level: c.accuracyLevel },
       undefined,
       'com.microsoft',
     );

@@ -14,6 +14,7 @@ export {
   StreamDecoder,
 } from './generation.js';
 export { type GgufSummary, type GgufWeightType, type WriteGgufOptions, writeGguf } from './gguf.js';
+export type { WeightFormat } from './graphs.js';
 export { Llama2cTokenizer } from './llama2c.js';
 export { type LoadModelOptions, loadModel, Model } from './model.js';
 export type { CachePolicy, CompressTrigger, PolicyKnobs } from './policy.js';

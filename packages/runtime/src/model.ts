@@ -7,20 +7,13 @@ import { DisposedError, ModelLoadError } from './errors.js';
 import { Llama2cTokenizer, loadLlama2cCheckpoint } from './llama2c.js';
 import { Session, type SessionOptions } from './session.js';
 import { HfTextTokenizer, type TextTokenizer } from './tokenizer.js';
-import { Transformer } from './transformer.js';
+import { Transformer, type TransformerOptions } from './transformer.js';
 import { loadHfWeights, type ModelWeights } from './weights.js';
 
-export interface LoadModelOptions {
+/** What `loadModel` takes: the transformer's options (threads, weight format, fusing) and these. */
+export interface LoadModelOptions extends TransformerOptions {
   /** llama2.c checkpoints: the `tokenizer.bin` to use (default: `tok<vocab>.bin` or `tokenizer.bin` next to it). */
   tokenizerPath?: string;
-  /** ORT intra-op threads per session run (default 1). */
-  intraOpThreads?: number;
-  /** Let ORT threads spin between runs (default false). */
-  allowSpinning?: boolean;
-  /** 'int4' quantizes the q/k/v/o, MLP and LM-head matrices to 4-bit blocks of 32 at load (default 'float32'). */
-  weightFormat?: 'float32' | 'int4';
-  /** Fuse post-attention(l-1) with pre-attention(l) in one ORT graph (default true). */
-  fuseLayers?: boolean;
   /** `native` (the proportional-attention addon, default) or `reference` (plain TypeScript, slow, exact). */
   attention?: 'native' | 'reference';
 }

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import type { KVDtype } from '@semanticache/kv-cache';
 import { describe, expect, test } from 'vitest';
 import { loadModel } from './model.js';
 import { logSoftmaxAt } from './sampler.js';
@@ -15,7 +16,7 @@ async function greedy(
   model: Awaited<ReturnType<typeof loadModel>>,
   prompt: number[],
   n: number,
-  kvDtype: 'float32' | 'float16' = 'float32',
+  kvDtype: KVDtype = 'float32',
 ): Promise<number[]> {
   const session = model.createSession({ kvDtype });
   const out: number[] = [];

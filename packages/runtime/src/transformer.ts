@@ -18,8 +18,14 @@ export interface TransformerOptions {
   allowSpinning?: boolean;
   /** Fuse post-attention(l-1) with pre-attention(l) into one graph (default true: L + 2 runs per step, not 2L + 1). */
   fuseLayers?: boolean;
-  /** 'int4' quantizes the projection and LM-head matrices to 4-bit blocks of 32 (default 'float32'). */
+  /** 'int8' / 'int4' quantize the projection and LM-head matrices to 8- or 4-bit blocks of 32 (default 'float32'). */
   weightFormat?: WeightFormat;
+  /**
+   * With int8 / int4 weights, quantize each activation row to int8 per block before the product (default true: what
+   * llama.cpp's Q8_0 / Q4_0 dot products do, and ORT's fast path; measured 1.75× / 1.4× faster decode on the demo
+   * model at the same held-out NLL); false multiplies fp32 activations.
+   */
+  quantizedActivations?: boolean;
 }
 
 type MidSessions = ort.InferenceSession | { post: ort.InferenceSession; pre: ort.InferenceSession };
@@ -61,10 +67,14 @@ export class Transformer {
       extra: { session: { intra_op: { allow_spinning: options.allowSpinning ? '1' : '0' } } },
     };
     const weightFormat = options.weightFormat ?? 'float32';
-    if (weightFormat !== 'float32' && weightFormat !== 'int4') {
-      throw new TypeError(`weightFormat: expected 'float32' or 'int4', got ${String(weightFormat)}`);
+    if (weightFormat !== 'float32' && weightFormat !== 'int8' && weightFormat !== 'int4') {
+      throw new TypeError(`weightFormat: expected 'float32', 'int8' or 'int4', got ${String(weightFormat)}`);
     }
-    const graphs = buildGraphs(config, weights, { fuse: options.fuseLayers ?? true, weightFormat });
+    const graphs = buildGraphs(config, weights, {
+      fuse: options.fuseLayers ?? true,
+      weightFormat,
+      quantizedActivations: options.quantizedActivations,
+    });
     const create = (bytes: Uint8Array) => ort.InferenceSession.create(bytes, sessionOptions);
     const first = await create(graphs.first);
     const mid: MidSessions[] = [];

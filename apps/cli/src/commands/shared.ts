@@ -49,6 +49,7 @@ export async function openEngine(ctx: CliContext, values: ParsedValues): Promise
   const engine = await ctx.loadEngine(location, {
     threads: numberOpt(values, 'threads', 1, { min: 1, max: 256, integer: true }),
     kvDtype: choice(['float32', 'float16'] as const)(stringOpt(values, 'kv-dtype', 'float16'), '--kv-dtype'),
+    weights: choice(['float32', 'int8', 'int4'] as const)(stringOpt(values, 'weights', 'float32'), '--weights'),
   });
   progress.finish(`loaded ${engine.numLayers} layers, ${engine.numKvHeads} KV heads × ${engine.headDim}`);
   return engine;
