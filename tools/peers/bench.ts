@@ -1,9 +1,10 @@
 // llama.cpp as the yardstick: the demo model converted to GGUF by the runtime's own writer, run by llama.cpp
 // (node-llama-cpp's prebuilt CPU binaries) next to this runtime on the same tokens, depths and thread counts.
-// Greedy parity is checked first; then decode tok/s after the context is prefilled to each depth, in interleaved
+// Greedy parity is checked first (exact for F32 / F16 weights; a count of identical leading tokens for the 8- and
+// 4-bit formats, whose rounding differs between the engines); then decode tok/s after the context is prefilled to each depth, in interleaved
 // rounds so that load from other processes hits every row alike. Prints the tables and writes
 // docs/benchmarks/peers.md.
-//   pnpm bench:peers                                  (depths 0, 1024, 4096, 8000; 32 tokens; 5 rounds; 1 and 2 threads)
+//   pnpm bench:peers                                  (depths 0, 1024, 4096, 8000; 16 tokens; 5 rounds; 1 and 2 threads)
 //   pnpm bench:peers -- --depths 0,1024 --tokens 16 --rounds 2 --no-write   (a quick subset)
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -36,7 +37,8 @@ const positiveInts = (name: string, fallback: string, min: number) => {
   }
   return values;
 };
-const [DECODE_TOKENS] = positiveInts('tokens', '32', 1);
+// 13 rows × 2 thread counts × 4 depths: 16 decode tokens per measurement keep the whole run under 12 minutes on 2 cores
+const [DECODE_TOKENS] = positiveInts('tokens', '16', 1);
 const [ROUNDS] = positiveInts('rounds', '5', 1);
 const [PARITY_TOKENS] = positiveInts('parity-tokens', '32', 1);
 const DEPTHS = positiveInts('depths', '0,1024,4096,8000', 0).sort((a, b) => a - b);
@@ -114,14 +116,20 @@ log(`${cpu}, ${os.cpus().length} cores, load average ${loadStart.map((x) => x.to
 
 const ggufDir = path.join(os.tmpdir(), 'semanticache-peers');
 mkdirSync(ggufDir, { recursive: true });
-const gguf: Record<'f32' | 'f16', GgufSummary> = {
-  f32: writeGguf(demoDir, path.join(ggufDir, 'demo-f32.gguf'), { weightType: 'f32' }),
-  f16: writeGguf(demoDir, path.join(ggufDir, 'demo-f16.gguf'), { weightType: 'f16' }),
-};
-log(`GGUF written: F32 ${(gguf.f32.bytes / 2 ** 20).toFixed(1)} MiB, F16 ${(gguf.f16.bytes / 2 ** 20).toFixed(1)} MiB`);
+type PeerWeights = 'f32' | 'f16' | 'q8_0' | 'q4_0';
+const PEER_WEIGHTS: PeerWeights[] = ['f32', 'f16', 'q8_0', 'q4_0'];
+const gguf = Object.fromEntries(
+  PEER_WEIGHTS.map((w) => [w, writeGguf(demoDir, path.join(ggufDir, `demo-${w}.gguf`), { weightType: w })]),
+) as Record<PeerWeights, GgufSummary>;
+log(`GGUF written: ${PEER_WEIGHTS.map((w) => `${w} ${(gguf[w].bytes / 2 ** 20).toFixed(1)} MiB`).join(', ')}`);
 
-const ours: Record<number, Model> = {};
-for (const t of THREADS) ours[t] = await loadModel(demoDir, { intraOpThreads: t });
+// the runtime with fp32 weights (the checkpoint widened), and with its 8- and 4-bit block formats
+type OurWeights = 'float32' | 'int8' | 'int4';
+const ourModels: Record<OurWeights, Record<number, Model>> = { float32: {}, int8: {}, int4: {} };
+for (const weightFormat of ['float32', 'int8', 'int4'] as const) {
+  for (const t of THREADS) ourModels[weightFormat][t] = await loadModel(demoDir, { intraOpThreads: t, weightFormat });
+}
+const ours = ourModels.float32;
 const config = ours[THREADS[0]].config;
 const tokenizer = ours[THREADS[0]].tokenizer!;
 const corpusText = readFileSync(corpusFile, 'utf8');
@@ -143,17 +151,15 @@ const llama = await nlc.getLlama({
     if (level === nlc.LlamaLogLevel.warn || level === nlc.LlamaLogLevel.error) process.stderr.write(message);
   },
 });
-const peerModels = {
-  f32: await llama.loadModel({ modelPath: gguf.f32.file }),
-  f16: await llama.loadModel({ modelPath: gguf.f16.file }),
-};
-type PeerContext = Awaited<ReturnType<(typeof peerModels)['f32']['createContext']>>;
-type PeerWeights = 'f32' | 'f16';
+type PeerModel = Awaited<ReturnType<typeof llama.loadModel>>;
+const peerModels = {} as Record<PeerWeights, PeerModel>;
+for (const w of PEER_WEIGHTS) peerModels[w] = await llama.loadModel({ modelPath: gguf[w].file });
+type PeerContext = Awaited<ReturnType<PeerModel['createContext']>>;
 // Flash attention is measured off and on: llama.cpp's default ('auto') picks one, and at depth the other can be faster.
 const FLASH = [false, true] as const;
 const peerKey = (w: PeerWeights, flash: boolean, t: number) => `${w}/${flash ? 'fa' : 'nofa'}/${t}`;
 const peerContexts: Record<string, PeerContext> = {};
-for (const w of ['f32', 'f16'] as const) {
+for (const w of PEER_WEIGHTS) {
   for (const flash of FLASH) {
     for (const t of THREADS) {
       peerContexts[peerKey(w, flash, t)] = await peerModels[w].createContext({
@@ -193,8 +199,8 @@ const ourPromptIds = tokenizer.encode(promptText, { addSpecialTokens: false });
 const tokenizerAgrees =
   peerPromptIds.length === ourPromptIds.length && ourPromptIds.every((id, i) => peerPromptIds[i] === id);
 
-async function oursGreedy(kvDtype: KVDtype): Promise<number[]> {
-  const session = ours[THREADS[0]].createSession({ kvDtype });
+async function oursGreedy(kvDtype: KVDtype, weights: OurWeights = 'float32'): Promise<number[]> {
+  const session = ourModels[weights][THREADS[0]].createSession({ kvDtype });
   let logits = await session.prefill(promptIds);
   const out: number[] = [];
   for (let i = 0; i < PARITY_TOKENS; i++) {
@@ -230,7 +236,31 @@ const parityLines = Object.entries(parity).map(([name, ids]) => {
     : `- ${name}: **differs from token ${first}** (${reference[first]} vs ${ids[first]})`;
 });
 const parityOk = parityLines.every((l) => l.includes('identical'));
-log(`greedy parity over ${PARITY_TOKENS} tokens:\n${parityLines.join('\n')}`);
+// 8- and 4-bit weights: both engines round the same weights to blocks of 32, but with other scales (ggml: an fp16
+// scale, max|x| / 127 for Q8_0; ours: an fp32 scale mapping the extreme to -128 / -8) and ours multiplies
+// int8-quantized activations, so the logits differ slightly and a near tie can flip; the count of identical
+// leading tokens is reported instead of a pass / fail.
+const leadingMatch = (a: number[], b: number[]) => {
+  const first = a.findIndex((id, i) => id !== b[i]);
+  return first < 0 ? a.length : first;
+};
+const quantParity: { ours: string; ids: number[]; peer: PeerWeights }[] = [
+  { ours: 'ours, int8 weights, fp16 KV', ids: await oursGreedy('float16', 'int8'), peer: 'q8_0' },
+  { ours: 'ours, int4 weights, fp16 KV', ids: await oursGreedy('float16', 'int4'), peer: 'q4_0' },
+];
+const quantParityLines: string[] = [];
+for (const { ours: name, ids, peer } of quantParity) {
+  const matches: string[] = [];
+  for (const flash of FLASH) {
+    const peerIds = await peerGreedy(peer, flash);
+    matches.push(`flash attention ${flash ? 'on' : 'off'} ${leadingMatch(ids, peerIds)}`);
+  }
+  quantParityLines.push(
+    `- ${name} vs llama.cpp ${peer.toUpperCase()} weights, f16 KV: identical leading tokens of ${PARITY_TOKENS}: ` +
+      `${matches.join(', ')}; ours vs our fp32-weight reference: ${leadingMatch(ids, reference)}`,
+  );
+}
+log(`greedy parity over ${PARITY_TOKENS} tokens:\n${parityLines.join('\n')}\n${quantParityLines.join('\n')}`);
 log(`tokenizers agree on the prompt: ${tokenizerAgrees}`);
 log(`continuation: ${JSON.stringify(tokenizer.decode(reference))}`);
 if (!parityOk && !ALLOW_MISMATCH) {
@@ -243,34 +273,58 @@ if (!parityOk && !ALLOW_MISMATCH) {
 // --- rows -----------------------------------------------------------------------------------------------------
 
 const semanticache: CachePolicy = { name: 'semanticache', budget: { ratio: 0.75 } };
-type PeerRow = 'peer-f32' | 'peer-f32-fa' | 'peer-f16' | 'peer-f16-fa';
-type RowId = PeerRow | 'ours-f32' | 'ours-f16' | 'ours-sc';
-const PEER_ROWS: Record<PeerRow, { w: PeerWeights; flash: boolean }> = {
-  'peer-f32': { w: 'f32', flash: false },
-  'peer-f32-fa': { w: 'f32', flash: true },
-  'peer-f16': { w: 'f16', flash: false },
-  'peer-f16-fa': { w: 'f16', flash: true },
-};
+type PeerRow = `peer-${PeerWeights}` | `peer-${PeerWeights}-fa`;
+type OurRow = 'ours-f32' | 'ours-f16' | 'ours-sc' | 'ours-q8' | 'ours-q4';
+type RowId = PeerRow | OurRow;
+const PEER_ROWS = Object.fromEntries(
+  PEER_WEIGHTS.flatMap((w) => [
+    [`peer-${w}`, { w, flash: false }],
+    [`peer-${w}-fa`, { w, flash: true }],
+  ]),
+) as Record<PeerRow, { w: PeerWeights; flash: boolean }>;
 const isPeer = (id: RowId): id is PeerRow => id in PEER_ROWS;
 const ROWS: { id: RowId; label: string }[] = [
   { id: 'peer-f32', label: 'llama.cpp F32 weights, f16 KV, flash attention off' },
   { id: 'peer-f32-fa', label: 'llama.cpp F32 weights, f16 KV, flash attention on' },
   { id: 'peer-f16', label: 'llama.cpp F16 weights, f16 KV, flash attention off' },
   { id: 'peer-f16-fa', label: 'llama.cpp F16 weights, f16 KV, flash attention on' },
+  { id: 'peer-q8_0', label: 'llama.cpp Q8_0 weights, f16 KV, flash attention off' },
+  { id: 'peer-q8_0-fa', label: 'llama.cpp Q8_0 weights, f16 KV, flash attention on' },
+  { id: 'peer-q4_0', label: 'llama.cpp Q4_0 weights, f16 KV, flash attention off' },
+  { id: 'peer-q4_0-fa', label: 'llama.cpp Q4_0 weights, f16 KV, flash attention on' },
   { id: 'ours-f32', label: 'ours, full, fp32 KV' },
   { id: 'ours-f16', label: 'ours, full, fp16 KV' },
+  { id: 'ours-q8', label: 'ours, full, int8 weights, fp16 KV' },
+  { id: 'ours-q4', label: 'ours, full, int4 weights, fp16 KV' },
   { id: 'ours-sc', label: 'ours, semanticache 0.75, fp16 KV' },
 ];
-const weightBytes: Record<RowId, number> = {
-  'peer-f32': gguf.f32.tensorBytes,
-  'peer-f32-fa': gguf.f32.tensorBytes,
-  'peer-f16': gguf.f16.tensorBytes,
-  'peer-f16-fa': gguf.f16.tensorBytes,
+type BaseSession = 'f32' | 'f16' | 'sc' | 'q8' | 'q4';
+/** The prefilled session each of our rows decodes a fork of. */
+const OUR_BASE: Record<OurRow, BaseSession> = {
+  'ours-f32': 'f32',
+  'ours-f16': 'f16',
+  'ours-sc': 'sc',
+  'ours-q8': 'q8',
+  'ours-q4': 'q4',
+};
+// The runtime's quantized matrices (every projection and the LM head; MatMulNBits): per block of 32 values 32 or 16
+// bytes plus an fp32 scale. Its norms stay fp32, as in the GGUF files.
+const qRows = config.numHeads * config.headDim;
+const kvRows = config.numKvHeads * config.headDim;
+const matrixValues =
+  config.numLayers * config.hiddenSize * (2 * qRows + 2 * kvRows + 3 * config.intermediateSize) +
+  config.vocabSize * config.hiddenSize;
+const normBytes = gguf.f32.tensorBytes - 4 * matrixValues;
+const ourQuantBytes = (bits: number) => matrixValues * (bits / 8 + 4 / 32) + normBytes;
+const weightBytes = {
+  ...Object.fromEntries((Object.keys(PEER_ROWS) as PeerRow[]).map((r) => [r, gguf[PEER_ROWS[r].w].tensorBytes])),
   // the runtime widens the checkpoint to fp32: the same values as the F32 GGUF
   'ours-f32': gguf.f32.tensorBytes,
   'ours-f16': gguf.f32.tensorBytes,
   'ours-sc': gguf.f32.tensorBytes,
-};
+  'ours-q8': ourQuantBytes(8),
+  'ours-q4': ourQuantBytes(4),
+} as Record<RowId, number>;
 const kvBytesPerToken = 2 * config.numLayers * config.numKvHeads * config.headDim; // × bytes per value
 
 interface Cell {
@@ -283,17 +337,20 @@ const cells = new Map<string, Cell>(); // `${threads}/${row}/${depth}`
 const bandwidth: Record<number, number[]> = Object.fromEntries(THREADS.map((t) => [t, []]));
 
 // Base sessions hold the prefilled context; every measurement decodes on a fork, so all rounds start at the depth.
-const bases: Record<number, Partial<Record<'f32' | 'f16' | 'sc', Session>>> = {};
+const bases: Record<number, Partial<Record<BaseSession, Session>>> = {};
 const main = {
   f32: ours[THREADS[0]].createSession({ kvDtype: 'float32' }),
   // every mass table is collected so that the semanticache fork compresses as its own session would
   f16: ours[THREADS[0]].createSession({ kvDtype: 'float16', collectMass: 'all' }),
+  q8: ourModels.int8[THREADS[0]].createSession({ kvDtype: 'float16' }),
+  q4: ourModels.int4[THREADS[0]].createSession({ kvDtype: 'float16' }),
 };
+const mainSessions = new Set<Session>(Object.values(main));
 const scOptions = { policy: semanticache, compressTrigger: 'manual' as const };
 
-async function measureOurs(t: number, row: RowId, depth: number, tokens = DECODE_TOKENS): Promise<number> {
+async function measureOurs(t: number, row: OurRow, depth: number, tokens = DECODE_TOKENS): Promise<number> {
   kernel.setThreads(t);
-  const base = bases[t][row === 'ours-f32' ? 'f32' : row === 'ours-f16' ? 'f16' : 'sc']!;
+  const base = bases[t][OUR_BASE[row]]!;
   const session = row === 'ours-sc' ? base.fork(scOptions) : base.fork();
   let tok = corpus[depth];
   const start = performance.now();
@@ -322,20 +379,21 @@ for (const depth of DEPTHS) {
   const more = corpus.slice(prefilled, depth);
   if (more.length > 0) {
     kernel.setThreads(2);
-    await main.f32.prefill(more);
-    await main.f16.prefill(more);
+    for (const s of Object.values(main)) await s.prefill(more);
     for (const seq of Object.values(peerSequences)) await seq.evaluateWithoutGeneratingNewTokens(more as never);
   }
   prefilled = depth;
   for (const t of THREADS) {
-    for (const s of Object.values(bases[t] ?? {})) if (s !== main.f32 && s !== main.f16) s.dispose();
-    const model = ours[t];
-    const onModel = (s: Session) => (model === ours[THREADS[0]] ? s : SessionClass.restore(model, s.snapshot()));
-    const f32 = onModel(main.f32);
-    const f16 = onModel(main.f16);
+    for (const s of Object.values(bases[t] ?? {})) if (!mainSessions.has(s)) s.dispose();
+    const onModel = (s: Session, weights: OurWeights) =>
+      t === THREADS[0] ? s : SessionClass.restore(ourModels[weights][t], s.snapshot());
+    const f32 = onModel(main.f32, 'float32');
+    const f16 = onModel(main.f16, 'float32');
+    const q8 = onModel(main.q8, 'int8');
+    const q4 = onModel(main.q4, 'int4');
     const sc = f16.fork(scOptions);
     if (depth > 0) await sc.compress();
-    bases[t] = { f32, f16, sc };
+    bases[t] = { f32, f16, sc, q8, q4 };
     const half = DECODE_TOKENS / 2;
     const stats = (s: Session) => s.stats();
     const perHead = (s: Session) => {
@@ -350,6 +408,8 @@ for (const depth of DEPTHS) {
     cell('ours-f32', stats(f32).bytes.current + half * kvBytesPerToken * 4, perHead(f32));
     cell('ours-f16', stats(f16).bytes.current + half * kvBytesPerToken * 2, perHead(f16));
     cell('ours-sc', scStats.bytes.current + half * kvBytesPerToken * 2, entries);
+    cell('ours-q8', stats(q8).bytes.current + half * kvBytesPerToken * 2, perHead(q8));
+    cell('ours-q4', stats(q4).bytes.current + half * kvBytesPerToken * 2, perHead(q4));
   }
   gc();
   for (const t of THREADS) bandwidth[t].push(probeBandwidth(t));
@@ -404,6 +464,8 @@ function speedTable(t: number): string {
 // llama.cpp's side of a ratio is its faster flash-attention setting in that round.
 const PEER_F32: RowId[] = ['peer-f32', 'peer-f32-fa'];
 const PEER_F16: RowId[] = ['peer-f16', 'peer-f16-fa'];
+const PEER_Q8: RowId[] = ['peer-q8_0', 'peer-q8_0-fa'];
+const PEER_Q4: RowId[] = ['peer-q4_0', 'peer-q4_0-fa'];
 const RATIOS: { label: string; num: RowId; den: RowId[] }[] = [
   {
     label: 'ours full fp16 KV ÷ llama.cpp F32 weights (equal formats: fp32 weights, f16 KV)',
@@ -412,6 +474,16 @@ const RATIOS: { label: string; num: RowId; den: RowId[] }[] = [
   },
   { label: 'ours full fp16 KV ÷ llama.cpp F16 weights', num: 'ours-f16', den: PEER_F16 },
   { label: 'ours full fp32 KV ÷ llama.cpp F32 weights', num: 'ours-f32', den: PEER_F32 },
+  {
+    label: 'ours int8 ÷ llama.cpp Q8_0 (equal formats: 8-bit weights in blocks of 32, f16 KV)',
+    num: 'ours-q8',
+    den: PEER_Q8,
+  },
+  {
+    label: 'ours int4 ÷ llama.cpp Q4_0 (equal formats: 4-bit weights in blocks of 32, f16 KV)',
+    num: 'ours-q4',
+    den: PEER_Q4,
+  },
   { label: 'ours semanticache 0.75 ÷ ours full fp16 KV', num: 'ours-sc', den: ['ours-f16'] },
   { label: 'ours semanticache 0.75 ÷ ours full fp32 KV', num: 'ours-sc', den: ['ours-f32'] },
   { label: 'ours semanticache 0.75 ÷ llama.cpp F32 weights', num: 'ours-sc', den: PEER_F32 },
@@ -458,6 +530,19 @@ function goals(): string[] {
           `**${eq.every((r) => r >= 1) ? 'met' : 'not met'}** (${eq.map((r) => `${r.toFixed(2)}×`).join(', ')}); ` +
           `of roofline: ${DEPTHS.map((d) => `${fmt((100 * tps(t, 'ours-f16', d)) / roofline(t, 'ours-f16', d))} %`).join(', ')} (target ≥ 80 %).`,
       );
+    if (t === 1) {
+      for (const [num, den, name] of [
+        ['ours-q8', PEER_Q8, 'ours int8 vs llama.cpp Q8_0'],
+        ['ours-q4', PEER_Q4, 'ours int4 vs llama.cpp Q4_0'],
+      ] as const) {
+        const r = DEPTHS.map((d) => pairedRatio(t, num, den, d));
+        out.push(
+          `- ${t} thread, full cache at equal quantized formats (${name}, f16 KV) ≥ 1.0× at every depth: ` +
+            `**${r.every((x) => x >= 1) ? 'met' : 'not met'}** (${r.map((x) => `${x.toFixed(2)}×`).join(', ')}); ` +
+            `of roofline: ${DEPTHS.map((d) => `${fmt((100 * tps(t, num, d)) / roofline(t, num, d))} %`).join(', ')}.`,
+        );
+      }
+    }
     const deep = DEPTHS[DEPTHS.length - 1];
     const own = pairedRatio(t, 'ours-sc', ['ours-f16'], deep);
     const own32 = pairedRatio(t, 'ours-sc', ['ours-f32'], deep);
@@ -478,7 +563,7 @@ const doc = `# Peers: llama.cpp as the yardstick
 
 \`pnpm bench:peers\` (repository root) regenerates this page. It converts the demo model
 ([packages/model-demo](${rel(path.join(repoRoot, 'packages', 'model-demo'))})) to GGUF with the runtime's own writer
-(\`writeGguf\`, F32 and F16 weights), runs it in llama.cpp through node-llama-cpp's prebuilt CPU binaries (installed
+(\`writeGguf\`: F32, F16, Q8_0 and Q4_0 weights), runs it in llama.cpp through node-llama-cpp's prebuilt CPU binaries (installed
 on demand into \`tools/peers\`, its own npm project: \`npm install --prefix tools/peers\` with
 \`NODE_LLAMA_CPP_SKIP_DOWNLOAD=true\`, so nothing is downloaded from outside npm or built), and runs this runtime
 on the same token ids next to it.
@@ -498,8 +583,18 @@ kernel (\`setThreads\`). llama.cpp runs every row with flash attention off and o
 \`${peerSetup.defaultFlashAttention}\`), otherwise with its defaults (KV cache ${peerSetup.kv}; batch 512); in the
 ratios its side is the faster of the two settings in each round.
 
+Quantized weights, compared at equal formats: llama.cpp's Q8_0 / Q4_0 (blocks of 32 values with an fp16 scale,
+written by \`writeGguf\` with ggml's reference rounding; every matrix, including the tied embedding / LM head) against
+the runtime loaded with \`weightFormat: 'int8'\` / \`'int4'\` (ONNX Runtime's \`MatMulNBits\`: blocks of 32 with an
+fp32 scale, every projection and the LM head, int8-quantized activations). Both run an f16 / fp16 KV cache. The two
+engines round the same weights with different scales and ours also quantizes activations, so their greedy outputs
+can part after a while: for these rows the parity section gives the number of identical leading tokens (and
+against our fp32-weight output) rather than requiring identity, which stays required for F32 / F16 weights.
+
 Roofline: the bytes a decode step must read — every weight once (F32 GGUF: ${(gguf.f32.tensorBytes / 1e6).toFixed(1)} MB,
-which is also what the runtime holds after widening the fp16 checkpoint; F16 GGUF: ${(gguf.f16.tensorBytes / 1e6).toFixed(1)} MB) plus the KV
+which is also what the runtime holds after widening the fp16 checkpoint; F16 GGUF: ${(gguf.f16.tensorBytes / 1e6).toFixed(1)} MB;
+Q8_0 GGUF: ${(gguf.q8_0.tensorBytes / 1e6).toFixed(1)} MB; Q4_0 GGUF: ${(gguf.q4_0.tensorBytes / 1e6).toFixed(1)} MB; ours int8:
+${(weightBytes['ours-q8'] / 1e6).toFixed(1)} MB, int4: ${(weightBytes['ours-q4'] / 1e6).toFixed(1)} MB) plus the KV
 cache at the middle of the measured tokens (ours: \`session.stats().bytes\`, so SemantiCache's compressed size) —
 divided by the machine's read bandwidth: the runtime kernel's native probe (\`bandwidthProbe\`: a vector sum over
 256 MB, best of 5) with 1 and with 2 threads, best of the probes taken before each depth. A working set smaller than
@@ -510,7 +605,9 @@ ${l3}), so a row can pass 100 % of this roofline there.
 
 ${startedAt.toISOString().slice(0, 16).replace('T', ' ')} UTC, ${cpu}, ${os.cpus().length} cores shared with other jobs
 (load average ${loadStart[0].toFixed(2)} at the start, ${loadEnd[0].toFixed(2)} at the end); Node ${process.version};
-llama.cpp ${peerSetup.release} via node-llama-cpp ${nlcVersion}. ${DECODE_TOKENS} decode tokens × ${ROUNDS} rounds per cell.
+llama.cpp ${peerSetup.release} via node-llama-cpp ${nlcVersion}. ${DECODE_TOKENS} decode tokens × ${ROUNDS} rounds per cell
+(16 decode tokens, the default, keep the whole run of 13 rows × ${THREADS.length} thread counts × ${DEPTHS.length} depths under 12 minutes
+here; short measurements make single cells noisier, which the within-round pairing of the ratios tempers).
 
 Read bandwidth: ${THREADS.map((t) => `${t} thread${t > 1 ? 's' : ''} ${bestBandwidth(t).toFixed(1)} GB/s (probes ${bandwidth[t].map((b) => b.toFixed(1)).join(', ')})`).join('; ')}.
 
@@ -518,6 +615,7 @@ Greedy parity first (${PARITY_TOKENS} tokens after a ${promptIds.length}-token p
 run as the reference):
 
 ${parityLines.join('\n')}
+${quantParityLines.join('\n')}
 - llama.cpp's own tokenizer (GGUF \`gpt2\` / \`gpt-2\`) gives ${tokenizerAgrees ? 'the same ids as' : '**other ids than**'} the runtime's for the prompt.
 
 ${THREADS.map((t) => `${speedTable(t)}\n\n${ratioTable(t)}`).join('\n\n')}
@@ -540,5 +638,5 @@ if (WRITE) {
 for (const t of THREADS) for (const s of Object.values(bases[t])) s.dispose();
 for (const ctx of Object.values(peerContexts)) await ctx.dispose();
 for (const m of Object.values(peerModels)) await m.dispose();
-for (const m of Object.values(ours)) await m.dispose();
+for (const models of Object.values(ourModels)) for (const m of Object.values(models)) await m.dispose();
 await llama.dispose();

@@ -1,21 +1,11 @@
-import OpenAI, { APIError } from 'openai';
+import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServer, startServer } from './server.js';
-import { apiError, tempDir } from './test-support.js';
+import { apiError, statusOf, tempDir } from './test-support.js';
 
 const MODEL = 'semanticache-demo';
 let server: RunningServer;
 const as = (apiKey: string) => new OpenAI({ baseURL: `${server.url}/v1`, apiKey, maxRetries: 0 });
-
-async function status(p: Promise<unknown>): Promise<number | undefined> {
-  try {
-    await p;
-    return 200;
-  } catch (err) {
-    if (err instanceof APIError) return err.status;
-    throw err;
-  }
-}
 
 beforeAll(async () => {
   server = await startServer({ port: 0, store: tempDir('sc-auth-'), apiKeys: ['key-a', 'key-b'], logLevel: 'silent' });
@@ -43,10 +33,10 @@ describe('API keys', () => {
       id: string;
     };
     const question = { model: MODEL, prompt: ' Next', max_tokens: 1, cache_id: cache.id } as never;
-    expect(await status(as('key-a').completions.create(question))).toBe(200);
-    expect(await status(as('key-b').completions.create(question))).toBe(404);
-    expect(await status(as('key-b').get(`/caches/${cache.id}`))).toBe(404);
-    expect(await status(as('key-b').delete(`/caches/${cache.id}`))).toBe(404);
-    expect(await status(as('key-a').get(`/caches/${cache.id}`))).toBe(200);
+    expect(await statusOf(as('key-a').completions.create(question))).toBe(200);
+    expect(await statusOf(as('key-b').completions.create(question))).toBe(404);
+    expect(await statusOf(as('key-b').get(`/caches/${cache.id}`))).toBe(404);
+    expect(await statusOf(as('key-b').delete(`/caches/${cache.id}`))).toBe(404);
+    expect(await statusOf(as('key-a').get(`/caches/${cache.id}`))).toBe(200);
   });
 });

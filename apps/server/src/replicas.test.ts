@@ -1,7 +1,15 @@
 // The server as its users run it: separate processes, a real redis-server, restarts and SIGTERM.
-import OpenAI, { APIError } from 'openai';
+import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { apiError, type RedisProcess, type ServerProcess, spawnServer, startRedis, tempDir } from './test-support.js';
+import {
+  apiError,
+  type RedisProcess,
+  type ServerProcess,
+  spawnServer,
+  startRedis,
+  statusOf,
+  tempDir,
+} from './test-support.js';
 
 const MODEL = 'semanticache-demo';
 const DOC =
@@ -10,16 +18,6 @@ const DOC =
 
 const clientOf = (server: ServerProcess) =>
   new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 60_000 });
-
-async function statusOf(p: Promise<unknown>): Promise<number | undefined> {
-  try {
-    await p;
-    return 200;
-  } catch (err) {
-    if (err instanceof APIError) return err.status;
-    throw err;
-  }
-}
 
 describe('two replicas sharing one Redis', () => {
   let redis: RedisProcess;

@@ -127,3 +127,14 @@ export async function apiError(p: Promise<unknown>): Promise<APIError> {
   }
   throw new Error('expected the request to fail');
 }
+
+/** The HTTP status a client call ends with: 200, or the APIError's status. */
+export async function statusOf(p: Promise<unknown>): Promise<number | undefined> {
+  try {
+    await p;
+    return 200;
+  } catch (err) {
+    if (err instanceof APIError) return err.status;
+    throw err;
+  }
+}

@@ -10,11 +10,19 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { float16BitsToFloat32Array } from '@semanticache/kv-cache';
+import { float16BitsToFloat32, float16BitsToFloat32Array } from '@semanticache/kv-cache';
 import { afterAll, describe, expect, test } from 'vitest';
 import { ropeInverseFrequencies } from './config.js';
 import { ModelLoadError } from './errors.js';
-import { GGUF_ALIGNMENT, GgmlType, GgufValueType, rotateHalfToInterleaved, writeGguf } from './gguf.js';
+import {
+  GGUF_ALIGNMENT,
+  GgmlType,
+  GgufValueType,
+  quantizeQ4_0,
+  quantizeQ8_0,
+  rotateHalfToInterleaved,
+  writeGguf,
+} from './gguf.js';
 import { SafetensorsFile } from './safetensors.js';
 import { demoDir, parityDir, readJson, storiesDir } from './test-support.js';
 
@@ -115,16 +123,118 @@ function parseGguf(file: string): ParsedGguf {
   return { version, meta, metaTypes, tensors, dataStart, bytes };
 }
 
-function tensorData(g: ParsedGguf, name: string): Float32Array {
+// ggml's block formats, from ggml-common.h: 32 values per block; Q8_0 = fp16 scale + 32 int8 (34 bytes),
+// Q4_0 = fp16 scale + 16 bytes, byte j = value j (low nibble) | value j + 16 (high nibble), value = (nibble - 8) · d.
+const GGML_TYPE_Q4_0 = 2;
+const GGML_TYPE_Q8_0 = 8;
+const QK = 32;
+
+/** Bytes of `n` values stored as ggml type `type`. */
+function storedBytes(type: number, n: number): number {
+  if (type === 0) return 4 * n;
+  if (type === 1) return 2 * n;
+  if (type === GGML_TYPE_Q8_0) return (n / QK) * 34;
+  if (type === GGML_TYPE_Q4_0) return (n / QK) * 18;
+  throw new Error(`ggml type ${type} not expected from this writer`);
+}
+
+interface Dequantized {
+  values: Float32Array;
+  /** Per block: the stored fp16 scale, widened. */
+  scales: Float32Array;
+  /** Per value: its stored integer (Q8_0: -128..127; Q4_0: the nibble 0..15). */
+  quants: Int32Array;
+}
+
+function dequantize(type: number, bytes: Uint8Array): Dequantized {
+  const blockBytes = type === GGML_TYPE_Q8_0 ? 34 : 18;
+  if (bytes.length % blockBytes !== 0) throw new Error(`${bytes.length} bytes are not whole blocks`);
+  const blocks = bytes.length / blockBytes;
+  const values = new Float32Array(blocks * QK);
+  const scales = new Float32Array(blocks);
+  const quants = new Int32Array(blocks * QK);
+  for (let b = 0; b < blocks; b++) {
+    const at = b * blockBytes;
+    const d = float16BitsToFloat32(bytes[at] | (bytes[at + 1] << 8));
+    scales[b] = d;
+    for (let j = 0; j < QK; j++) {
+      let q: number;
+      if (type === GGML_TYPE_Q8_0) {
+        q = (bytes[at + 2 + j] << 24) >> 24;
+        values[b * QK + j] = q * d;
+      } else {
+        const byte = bytes[at + 2 + (j % 16)];
+        q = j < 16 ? byte & 0x0f : byte >> 4;
+        values[b * QK + j] = (q - 8) * d;
+      }
+      quants[b * QK + j] = q;
+    }
+  }
+  return { values, scales, quants };
+}
+
+function tensorBytesOf(g: ParsedGguf, name: string): { info: ParsedTensor; bytes: Uint8Array } {
   const t = g.tensors.find((x) => x.name === name);
   if (!t) throw new Error(`no tensor ${name}`);
   const n = t.dims.reduce((a, b) => a * b, 1);
   const start = g.dataStart + t.offset;
-  const copy = g.bytes.buffer.slice(
-    g.bytes.byteOffset + start,
-    g.bytes.byteOffset + start + n * (t.type === 1 ? 2 : 4),
-  );
-  return t.type === GgmlType.F16 ? float16BitsToFloat32Array(new Uint16Array(copy)) : new Float32Array(copy);
+  return {
+    info: t,
+    bytes: new Uint8Array(
+      g.bytes.buffer.slice(g.bytes.byteOffset + start, g.bytes.byteOffset + start + storedBytes(t.type, n)),
+    ),
+  };
+}
+
+function tensorData(g: ParsedGguf, name: string): Float32Array {
+  const { info, bytes } = tensorBytesOf(g, name);
+  if (info.type === GgmlType.F16) return float16BitsToFloat32Array(new Uint16Array(bytes.buffer));
+  if (info.type === 0) return new Float32Array(bytes.buffer);
+  return dequantize(info.type, bytes).values;
+}
+
+/**
+ * Every dequantized value is within half a step of its source, the step being the block's scale before fp16
+ * rounding (Q8_0: max|x| / 127; Q4_0: m / -8, m the value of largest magnitude), plus what rounding the scale to
+ * fp16 moves a stored value by. Q4_0's nibble 15 clamps the far extreme, which may then be a whole step off.
+ * Returns how many values were clamped.
+ */
+function expectWithinHalfStep(type: number, source: Float32Array, stored: Uint8Array): number {
+  const { values, scales, quants } = dequantize(type, stored);
+  expect(values.length).toBe(source.length);
+  let clamped = 0;
+  let worst = 0;
+  for (let b = 0; b < scales.length; b++) {
+    let amax = 0;
+    let m = 0;
+    for (let j = 0; j < QK; j++) {
+      const v = source[b * QK + j];
+      if (Math.abs(v) > amax) {
+        amax = Math.abs(v);
+        m = v;
+      }
+    }
+    const step = type === GGML_TYPE_Q8_0 ? amax / 127 : m / -8;
+    // the stored scale is the step rounded to fp16 (relative error ≤ 2^-11 for normal fp16 values)
+    if (Math.abs(scales[b] - step) > Math.abs(step) * 2 ** -11 + 2 ** -25) {
+      throw new Error(`block ${b}: scale ${scales[b]}, expected fp16(${step})`);
+    }
+    for (let j = 0; j < QK; j++) {
+      const i = b * QK + j;
+      const level = type === GGML_TYPE_Q8_0 ? quants[i] : quants[i] - 8;
+      const isClamped = type === GGML_TYPE_Q4_0 && quants[i] === 15;
+      const allowed =
+        (isClamped ? 1 : 0.5) * Math.abs(step) + Math.abs(level) * Math.abs(scales[b] - step) + 1e-6 * amax;
+      const err = Math.abs(values[i] - source[i]);
+      if (err > allowed) {
+        throw new Error(`value ${i}: ${values[i]} for ${source[i]} (step ${step}, allowed ${allowed})`);
+      }
+      if (isClamped && err > 0.5 * Math.abs(step) + Math.abs(level) * Math.abs(scales[b] - step)) clamped++;
+      worst = Math.max(worst, err / (Math.abs(step) || 1));
+    }
+  }
+  expect(worst).toBeGreaterThan(0); // the test sees real rounding, not a lossless copy
+  return clamped;
 }
 
 /** Bit-for-bit equality of two float arrays (vitest's deep equality is slow on millions of elements). */
@@ -145,7 +255,12 @@ function expectLayout(g: ParsedGguf): void {
   for (const t of [...g.tensors].sort((a, b) => a.offset - b.offset)) {
     expect(t.offset % GGUF_ALIGNMENT, t.name).toBe(0);
     expect(t.offset, t.name).toBeGreaterThanOrEqual(end);
-    end = t.offset + t.dims.reduce((a, b) => a * b, 1) * (t.type === GgmlType.F16 ? 2 : 4);
+    end =
+      t.offset +
+      storedBytes(
+        t.type,
+        t.dims.reduce((a, b) => a * b, 1),
+      );
   }
   expect(g.bytes.length).toBe(g.dataStart + end);
 }
@@ -255,6 +370,99 @@ describe('writeGguf: demo model (HF Llama folder, byte-level BPE)', () => {
     expectSameValues(tensorData(g, 'token_embd.weight'), tensorData(f32, 'token_embd.weight'));
     expectSameValues(tensorData(g, 'blk.5.attn_q.weight'), tensorData(f32, 'blk.5.attn_q.weight'));
     expect(g.bytes.length).toBeLessThan(0.52 * f32.bytes.length);
+  });
+
+  for (const [weightType, ggmlType, fileType, bytesPerValue] of [
+    ['q8_0', GGML_TYPE_Q8_0, 7, 34 / 32],
+    ['q4_0', GGML_TYPE_Q4_0, 2, 18 / 32],
+  ] as const) {
+    test(`${weightType}: every matrix in blocks within half a step of the F32 values, norms F32, file type ${fileType}`, () => {
+      const f32 = parseGguf(path.join(tmp, 'demo-f32.gguf'));
+      const out = path.join(tmp, `demo-${weightType}.gguf`);
+      const summary = writeGguf(demoDir, out, { weightType });
+      const g = parseGguf(out);
+      expectLayout(g);
+      expect(summary.weightType).toBe(weightType);
+      expect(g.meta.get('general.file_type')).toBe(fileType);
+      expect(g.tensors.map((t) => t.name)).toEqual(f32.tensors.map((t) => t.name));
+      let matrixBytes = 0;
+      let matrixValues = 0;
+      let clamped = 0;
+      for (const t of g.tensors) {
+        const source = tensorData(f32, t.name);
+        expect(t.dims, t.name).toEqual(f32.tensors.find((x) => x.name === t.name)?.dims);
+        if (t.dims.length === 1) {
+          expect(t.type, t.name).toBe(0);
+          expectSameValues(tensorData(g, t.name), source);
+          continue;
+        }
+        expect(t.type, t.name).toBe(ggmlType);
+        const { bytes } = tensorBytesOf(g, t.name);
+        matrixBytes += bytes.length;
+        matrixValues += source.length;
+        clamped += expectWithinHalfStep(ggmlType, source, bytes);
+      }
+      expect(matrixBytes).toBe(matrixValues * bytesPerValue);
+      expect(summary.tensorBytes).toBe(
+        matrixBytes + g.tensors.filter((t) => t.dims.length === 1).reduce((n, t) => n + 4 * t.dims[0], 0),
+      );
+      if (weightType === 'q4_0') expect(clamped).toBeGreaterThan(0); // the clamp is exercised by real weights
+    });
+  }
+});
+
+describe('Q8_0 / Q4_0 blocks (ggml layouts)', () => {
+  test('Q4_0: value j in the low nibble and value j + 16 in the high nibble of byte j', () => {
+    // first half -8 … 7, second half 7 … -8: m = -8 (the first of equal magnitudes), d = 1, nibble = x + 8
+    const x = Float32Array.from({ length: 32 }, (_, i) => (i < 16 ? i - 8 : 23 - i));
+    const block = quantizeQ4_0(x);
+    expect(block).toHaveLength(18);
+    expect(float16BitsToFloat32(block[0] | (block[1] << 8))).toBe(1);
+    const expected = Array.from({ length: 16 }, (_, j) => j | ((15 - j) << 4));
+    expect(Array.from(block.subarray(2))).toEqual(expected);
+    expect(Array.from(dequantize(GGML_TYPE_Q4_0, block).values)).toEqual(Array.from(x));
+  });
+
+  test('Q4_0: the scale takes the sign of the largest magnitude; the opposite extreme clamps to 15', () => {
+    const x = new Float32Array(32);
+    x[3] = 4; // m = 4, d = -0.5: 4 → nibble 0; -4 would be 16, clamped to 15
+    x[20] = -4;
+    x[5] = 1.3; // 1.3 / -0.5 + 8.5 = 5.9 → 5
+    const block = quantizeQ4_0(x);
+    expect(float16BitsToFloat32(block[0] | (block[1] << 8))).toBe(-0.5);
+    const q = dequantize(GGML_TYPE_Q4_0, block).quants;
+    expect([q[3], q[20], q[5], q[0]]).toEqual([0, 15, 5, 8]);
+  });
+
+  test('Q8_0: d = max|x| / 127, values rounded half away from zero', () => {
+    const x = new Float32Array(32);
+    x[0] = -127; // d = 1
+    x[1] = 2.5;
+    x[2] = -2.5;
+    x[3] = 0.49;
+    x[31] = 100.6;
+    const block = quantizeQ8_0(x);
+    expect(block).toHaveLength(34);
+    expect(float16BitsToFloat32(block[0] | (block[1] << 8))).toBe(1);
+    const q = dequantize(GGML_TYPE_Q8_0, block).quants;
+    expect([q[0], q[1], q[2], q[3], q[31], q[4]]).toEqual([-127, 3, -3, 0, 101, 0]);
+  });
+
+  test('blocks follow one another; an all-zero block has scale 0; partial blocks are refused', () => {
+    const x = Float32Array.from({ length: 96 }, (_, i) => (i >= 32 && i < 64 ? 0 : Math.sin(i) * (1 + (i >> 5))));
+    for (const [type, quantize] of [
+      [GGML_TYPE_Q8_0, quantizeQ8_0],
+      [GGML_TYPE_Q4_0, quantizeQ4_0],
+    ] as const) {
+      const bytes = quantize(x);
+      expect(bytes).toHaveLength(storedBytes(type, 96));
+      const { scales, values } = dequantize(type, bytes);
+      expect(Math.abs(scales[1])).toBe(0); // ggml writes -0 for Q4_0 (0 / -8)
+      expect(Array.from(values.subarray(32, 64)).every((v) => v === 0)).toBe(true);
+      expect(Math.abs(scales[2])).toBeGreaterThan(Math.abs(scales[0]));
+      expectWithinHalfStep(type, x, bytes);
+      expect(() => quantize(new Float32Array(40))).toThrow(/not whole blocks of 32/);
+    }
   });
 });
 
@@ -373,6 +581,19 @@ describe('writeGguf: bad input', () => {
     expect(() => writeGguf('', path.join(tmp, 'x.gguf'))).toThrow(TypeError);
     expect(() => writeGguf(demoDir, '')).toThrow(TypeError);
     expect(() => writeGguf(demoDir, path.join(tmp, 'x.gguf'), { weightType: 'q4' as never })).toThrow(/weightType/);
+  });
+
+  test('Q8_0 / Q4_0 refuse rows that are not whole blocks of 32, before writing', () => {
+    // stories260K: hidden size 64, MLP width 172 (ffn_down rows of 172 values)
+    for (const weightType of ['q8_0', 'q4_0'] as const) {
+      const out = path.join(tmp, `stories-${weightType}.gguf`);
+      const err = fail(() => writeGguf(path.join(storiesDir, 'stories260K.bin'), out, { weightType }));
+      expect(err).toBeInstanceOf(ModelLoadError);
+      expect(err.message).toMatch(
+        new RegExp(`${weightType} stores rows in blocks of 32 values, but blk\\.0\\.ffn_down\\.weight has rows of 172`),
+      );
+      expect(existsSync(out)).toBe(false);
+    }
   });
 
   test('missing or unsupported checkpoints are ModelLoadErrors naming the file', () => {

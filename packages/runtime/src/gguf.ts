@@ -1,6 +1,6 @@
 import { closeSync, existsSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
-import { float32ArrayToFloat16Bits } from '@semanticache/kv-cache';
+import { float32ArrayToFloat16Bits, float32ToFloat16Bits } from '@semanticache/kv-cache';
 import { type ModelConfig, parseHfConfig, ropeInverseFrequencies } from './config.js';
 import { ModelLoadError } from './errors.js';
 import { loadLlama2cCheckpoint } from './llama2c.js';
@@ -32,18 +32,34 @@ export const GgufValueType = {
 } as const;
 
 /** The ggml tensor types this writer emits. */
-export const GgmlType = { F32: 0, F16: 1 } as const;
+export const GgmlType = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8 } as const;
+
+/** Values per Q4_0 / Q8_0 block (ggml's QK4_0 = QK8_0): a row must hold a whole number of blocks. */
+export const GGML_BLOCK_VALUES = 32;
+/** Bytes per block: an fp16 scale, then 32 int8 (Q8_0) or 32 packed 4-bit values (Q4_0). */
+export const Q8_0_BLOCK_BYTES = 2 + GGML_BLOCK_VALUES;
+export const Q4_0_BLOCK_BYTES = 2 + GGML_BLOCK_VALUES / 2;
 
 /** llama.cpp's token types (`tokenizer.ggml.token_type`). */
 const TokenType = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 } as const;
 
-/** `general.file_type`: all tensors F32, or the matrices F16 (norms stay F32). */
-const FileType = { ALL_F32: 0, MOSTLY_F16: 1 } as const;
+/** `general.file_type`: all tensors F32, or the matrices F16 / Q4_0 / Q8_0 (norms stay F32). */
+const FileType = { ALL_F32: 0, MOSTLY_F16: 1, MOSTLY_Q4_0: 2, MOSTLY_Q8_0: 7 } as const;
 
-export type GgufWeightType = 'f32' | 'f16';
+export type GgufWeightType = 'f32' | 'f16' | 'q8_0' | 'q4_0';
+const WEIGHT_TYPES: Record<GgufWeightType, { matrix: GgmlTypeId; file: number }> = {
+  f32: { matrix: GgmlType.F32, file: FileType.ALL_F32 },
+  f16: { matrix: GgmlType.F16, file: FileType.MOSTLY_F16 },
+  q8_0: { matrix: GgmlType.Q8_0, file: FileType.MOSTLY_Q8_0 },
+  q4_0: { matrix: GgmlType.Q4_0, file: FileType.MOSTLY_Q4_0 },
+};
+type GgmlTypeId = (typeof GgmlType)[keyof typeof GgmlType];
 
 export interface WriteGgufOptions {
-  /** Storage of the 2-D weight matrices (default 'f32'); norm vectors and RoPE factors are always F32. */
+  /**
+   * Storage of the 2-D weight matrices (default 'f32'): F32, F16, or ggml's blocks of 32 (Q8_0, Q4_0; every row's
+   * length must then be a multiple of 32). Norm vectors and RoPE factors are always F32.
+   */
   weightType?: GgufWeightType;
   /** llama.2c checkpoints: the `tokenizer.bin` (default: `tok<vocab>.bin` or `tokenizer.bin` next to the model). */
   tokenizerPath?: string;
@@ -75,7 +91,7 @@ interface TensorEntry {
   name: string;
   /** ggml order: `dims[0]` varies fastest (a PyTorch `[out][in]` matrix is `[in, out]`). */
   dims: number[];
-  type: (typeof GgmlType)[keyof typeof GgmlType];
+  type: GgmlTypeId;
   data: Float32Array;
 }
 
@@ -87,7 +103,7 @@ interface Vocabulary {
 /**
  * Converts a checkpoint that `loadModel` reads (an HF Llama / Mistral folder, or a llama2.c `.bin` with its
  * tokenizer) into a GGUF v3 file for llama.cpp's `llama` architecture: hyperparameters, the tokenizer (vocabulary,
- * merges or scores, token types, special ids) and the weights as F32 or F16. The file is written next to `outPath`
+ * merges or scores, token types, special ids) and the weights as F32, F16, Q8_0 or Q4_0. The file is written next to `outPath`
  * and renamed into place, so a failed conversion never leaves a partial file behind.
  */
 export function writeGguf(modelDirOrFile: string, outPath: string, options: WriteGgufOptions = {}): GgufSummary {
@@ -96,8 +112,8 @@ export function writeGguf(modelDirOrFile: string, outPath: string, options: Writ
   }
   if (typeof outPath !== 'string' || outPath.length === 0) throw new TypeError('outPath must be a non-empty string');
   const weightType = options.weightType ?? 'f32';
-  if (weightType !== 'f32' && weightType !== 'f16') {
-    throw new TypeError(`weightType: expected 'f32' or 'f16', got ${String(weightType)}`);
+  if (!Object.hasOwn(WEIGHT_TYPES, weightType)) {
+    throw new TypeError(`weightType: expected 'f32', 'f16', 'q8_0' or 'q4_0', got ${String(weightType)}`);
   }
   if (!existsSync(modelDirOrFile)) throw new ModelLoadError('no such file or directory', { file: modelDirOrFile });
 
@@ -134,11 +150,19 @@ export function writeGguf(modelDirOrFile: string, outPath: string, options: Writ
     ['general.architecture', { type: 'string', value: 'llama' }],
     ['general.name', { type: 'string', value: name }],
     ['general.alignment', { type: 'u32', value: GGUF_ALIGNMENT }],
-    ['general.file_type', { type: 'u32', value: weightType === 'f16' ? FileType.MOSTLY_F16 : FileType.ALL_F32 }],
+    ['general.file_type', { type: 'u32', value: WEIGHT_TYPES[weightType].file }],
     ...hyperparameters(config),
     ...vocab.meta,
   ];
-  const tensors = tensorEntries(config, weights, weightType);
+  const tensors = tensorEntries(config, weights, WEIGHT_TYPES[weightType].matrix);
+  const ragged = tensors.find((t) => t.type !== GgmlType.F32 && t.type !== GgmlType.F16 && !wholeBlocks(t));
+  if (ragged) {
+    throw new ModelLoadError(
+      `weightType ${weightType} stores rows in blocks of ${GGML_BLOCK_VALUES} values, but ${ragged.name} has rows ` +
+        `of ${ragged.dims[0]}; use 'f16' or 'f32' for this checkpoint`,
+      { file: modelDirOrFile },
+    );
+  }
   const { bytes, tensorBytes } = writeFile(outPath, meta, tensors);
   return { file: outPath, bytes, tensorCount: tensors.length, tensorBytes, weightType, tokenizerModel: vocab.model };
 }
@@ -209,8 +233,9 @@ export function rotateHalfToInterleaved(w: Float32Array, heads: number, headDim:
   return out;
 }
 
-function tensorEntries(c: ModelConfig, w: ModelWeights, weightType: GgufWeightType): TensorEntry[] {
-  const matrixType = weightType === 'f16' ? GgmlType.F16 : GgmlType.F32;
+const wholeBlocks = (t: TensorEntry) => t.dims[0] % GGML_BLOCK_VALUES === 0;
+
+function tensorEntries(c: ModelConfig, w: ModelWeights, matrixType: GgmlTypeId): TensorEntry[] {
   const matrix = (name: string, data: Float32Array, rows: number, cols: number): TensorEntry => ({
     name,
     dims: [cols, rows],
@@ -490,7 +515,91 @@ function writeValue(out: ByteWriter, key: string, v: MetaValue): void {
 const alignUp = (n: number) => Math.ceil(n / GGUF_ALIGNMENT) * GGUF_ALIGNMENT;
 
 function tensorBytes(t: TensorEntry): number {
-  return t.data.length * (t.type === GgmlType.F16 ? 2 : 4);
+  const blocks = t.data.length / GGML_BLOCK_VALUES;
+  switch (t.type) {
+    case GgmlType.F32:
+      return 4 * t.data.length;
+    case GgmlType.F16:
+      return 2 * t.data.length;
+    case GgmlType.Q8_0:
+      return blocks * Q8_0_BLOCK_BYTES;
+    case GgmlType.Q4_0:
+      return blocks * Q4_0_BLOCK_BYTES;
+  }
+}
+
+function encodeTensor(t: TensorEntry): Uint8Array {
+  const asBytes = (a: Float32Array | Uint16Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  switch (t.type) {
+    case GgmlType.F32:
+      return asBytes(t.data);
+    case GgmlType.F16:
+      return asBytes(float32ArrayToFloat16Bits(t.data));
+    case GgmlType.Q8_0:
+      return quantizeQ8_0(t.data);
+    case GgmlType.Q4_0:
+      return quantizeQ4_0(t.data);
+  }
+}
+
+function checkBlocks(values: Float32Array, format: string): void {
+  if (values.length % GGML_BLOCK_VALUES !== 0) {
+    throw new RangeError(`${format}: ${values.length} values are not whole blocks of ${GGML_BLOCK_VALUES}`);
+  }
+}
+
+/**
+ * ggml's Q8_0 blocks (its reference quantizer's rule): per 32 values an fp16 scale d = max|x| / 127, then the 32
+ * values as int8 round(x / d), rounded half away from zero. The arithmetic is float32, as in ggml.
+ */
+export function quantizeQ8_0(values: Float32Array): Uint8Array {
+  checkBlocks(values, 'quantizeQ8_0');
+  const out = new Uint8Array((values.length / GGML_BLOCK_VALUES) * Q8_0_BLOCK_BYTES);
+  const view = new DataView(out.buffer);
+  const q = new Int8Array(out.buffer);
+  for (let x0 = 0, at = 0; x0 < values.length; x0 += GGML_BLOCK_VALUES, at += Q8_0_BLOCK_BYTES) {
+    let amax = 0;
+    for (let j = 0; j < GGML_BLOCK_VALUES; j++) amax = Math.max(amax, Math.abs(values[x0 + j]));
+    const d = Math.fround(amax / 127);
+    const id = d ? Math.fround(1 / d) : 0;
+    view.setUint16(at, float32ToFloat16Bits(d), true);
+    for (let j = 0; j < GGML_BLOCK_VALUES; j++) {
+      const v = Math.fround(values[x0 + j] * id);
+      q[at + 2 + j] = Math.sign(v) * Math.round(Math.abs(v));
+    }
+  }
+  return out;
+}
+
+/**
+ * ggml's Q4_0 blocks: per 32 values an fp16 scale d = m / -8, m the value of largest magnitude (with its sign), then
+ * 16 bytes; byte j holds value j in its low nibble and value j + 16 in its high nibble, each as
+ * min(15, trunc(x / d + 8.5)), so that m itself is 0 and the other extreme clamps to 15.
+ */
+export function quantizeQ4_0(values: Float32Array): Uint8Array {
+  checkBlocks(values, 'quantizeQ4_0');
+  const half = GGML_BLOCK_VALUES / 2;
+  const out = new Uint8Array((values.length / GGML_BLOCK_VALUES) * Q4_0_BLOCK_BYTES);
+  const view = new DataView(out.buffer);
+  const nibble = (x: number, id: number) => Math.min(15, Math.trunc(Math.fround(Math.fround(x * id) + 8.5)));
+  for (let x0 = 0, at = 0; x0 < values.length; x0 += GGML_BLOCK_VALUES, at += Q4_0_BLOCK_BYTES) {
+    let amax = 0;
+    let max = 0;
+    for (let j = 0; j < GGML_BLOCK_VALUES; j++) {
+      const v = values[x0 + j];
+      if (amax < Math.abs(v)) {
+        amax = Math.abs(v);
+        max = v;
+      }
+    }
+    const d = Math.fround(max / -8);
+    const id = d ? Math.fround(1 / d) : 0;
+    view.setUint16(at, float32ToFloat16Bits(d), true);
+    for (let j = 0; j < half; j++) {
+      out[at + 2 + j] = nibble(values[x0 + j], id) | (nibble(values[x0 + half + j], id) << 4);
+    }
+  }
+  return out;
 }
 
 function writeFile(
@@ -542,8 +651,7 @@ function writeFile(
     put(new Uint8Array(dataStart - head.length));
     tensors.forEach((t, i) => {
       put(new Uint8Array(dataStart + offsets[i] - at)); // padding to the tensor's aligned offset
-      const values = t.type === GgmlType.F16 ? float32ArrayToFloat16Bits(t.data) : t.data;
-      put(new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
+      put(encodeTensor(t));
     });
     closeSync(fd);
     renameSync(tmp, outPath);

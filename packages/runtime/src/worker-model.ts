@@ -199,6 +199,14 @@ export class WorkerSession {
     return this.model.call({ type: 'stats', session: this.id }) as Promise<CacheStats>;
   }
 
+  /** An independent copy of this session in the same worker (see Session.fork): no snapshot crosses threads. */
+  async fork(options: SessionOptions = {}): Promise<WorkerSession> {
+    return new WorkerSession(
+      this.model,
+      (await this.model.call({ type: 'fork', session: this.id, options })) as number,
+    );
+  }
+
   snapshot(): Promise<Uint8Array> {
     return this.model.call({ type: 'snapshot', session: this.id }) as Promise<Uint8Array>;
   }

@@ -11,6 +11,7 @@ export type Request = { id: number } & (
   | { type: 'decode'; ids: number[]; options?: { skipSpecialTokens?: boolean } }
   | { type: 'createSession'; options: SessionOptions }
   | { type: 'restoreSession'; bytes: Uint8Array; options: SessionOptions }
+  | { type: 'fork'; session: number; options: SessionOptions }
   | { type: 'prefill'; session: number; ids: number[] | Int32Array }
   | { type: 'decodeStep'; session: number; tokenId: number }
   | { type: 'score'; session: number; ids: number[] | Int32Array }

@@ -70,6 +70,17 @@ describe('WorkerModel', () => {
       expect(position % 64).toBe(0);
       await session.prefill(ids.slice(position)); // the session goes on from there
       expect((await session.stats()).position).toBe(ids.length);
+      // a fork continues exactly like its original, and neither disturbs the other
+      const fork = await session.fork();
+      const tokens = async (s: typeof session) => {
+        const ids: number[] = [];
+        for await (const ev of s.generate(' The', { maxTokens: 6, temperature: 0 })) ids.push(ev.tokenId);
+        return ids;
+      };
+      const fromFork = await tokens(fork);
+      expect(await tokens(session)).toEqual(fromFork);
+      expect((await fork.stats()).position).toBe((await session.stats()).position);
+      await fork.dispose();
       const damaged = await session.snapshot();
       damaged[damaged.length - 1] ^= 1;
       await expect(model.restoreSession(damaged)).rejects.toBeInstanceOf(SnapshotError);

@@ -63,6 +63,12 @@ async function handle(req: Request): Promise<void> {
       send({ id: req.id, ok: true, value: id });
       return;
     }
+    case 'fork': {
+      const id = nextSession++;
+      sessions.set(id, session(req.session).fork(req.options));
+      send({ id: req.id, ok: true, value: id });
+      return;
+    }
     case 'restoreSession': {
       const id = nextSession++;
       sessions.set(id, Session.restore(need(), req.bytes, req.options));
