@@ -15,7 +15,9 @@ import { demoModelDir } from '@semanticache/model-demo';
 import { HfTextTokenizer } from '@semanticache/runtime';
 import OpenAI, { APIError } from 'openai';
 import { generate } from '../src/generation.js';
+import { DEFAULTS } from '../src/options.js';
 import { WorkerPool } from '../src/pool.js';
+import { ResidentDocuments } from '../src/resident.js';
 import { spawnServer, tempDir } from '../src/test-support.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -109,13 +111,14 @@ async function inProcessTokensPerSecond(seconds: number): Promise<number> {
   const pool = await WorkerPool.start(demoModelDir, { workers: 1, maxQueue: 1 });
   const ids = prompts.map((p) => tokenizer.encode(p));
   const controller = new AbortController();
+  const noResidents = new ResidentDocuments(0);
   let tokens = 0;
   const t0 = performance.now();
   for (let i = 0; performance.now() - t0 < seconds * 1000; i++) {
-    const result = await generate(pool, {
+    const result = await generate(pool, noResidents, {
       ids: ids[i % ids.length],
       policy: { name: 'semanticache', budget: { ratio: POLICY.ratio } },
-      kvDtype: 'float32',
+      kvDtype: DEFAULTS.kvDtype, // what the server under load uses
       sampling: { maxTokens: MAX_TOKENS, temperature: 0.8, topP: 1, seed: i + 1, stop: [] },
       signal: controller.signal,
       onText: () => {},

@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { demoModelDir } from '@semanticache/model-demo';
@@ -245,6 +245,25 @@ describe('cached documents', () => {
     );
     expect(wrongRoute.status).toBe(400);
     expect(wrongRoute.message).toMatch(/chat\/completions/);
+  });
+
+  it('keeps a document restored in its worker: later questions read no snapshot; a delete ends it', async () => {
+    const cache = (await client.post('/caches', { body: { model: MODEL, prompt: DOC.slice(0, 1200) } })) as CacheCard;
+    const ask = () =>
+      client.completions.create({
+        model: MODEL,
+        prompt: '\nQuestion: what happened?\nAnswer:',
+        max_tokens: 5,
+        temperature: 0,
+        cache_id: cache.id,
+      } as OpenAI.CompletionCreateParamsNonStreaming);
+    const first = await ask();
+    // without its snapshot in the store, only the worker's resident copy can answer, and answers the same
+    rmSync(path.join(storeDir, `${cache.id}.bin`));
+    const second = await ask();
+    expect(second.choices[0].text).toBe(first.choices[0].text);
+    expect(await client.delete(`/caches/${cache.id}`)).toMatchObject({ deleted: true });
+    expect((await apiError(ask())).status).toBe(404);
   });
 
   it('refuses a damaged snapshot with a clear error instead of loading it', async () => {

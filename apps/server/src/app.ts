@@ -15,6 +15,7 @@ import { type GenerationResult, generate, prefillDocument, type Sampling } from 
 import type { ServerMetrics } from './metrics.js';
 import { checkCompression, type ServerOptions } from './options.js';
 import { QueueAbortError, QueueFullError, type WorkerPool } from './pool.js';
+import { ResidentDocuments } from './resident.js';
 import {
   type CacheRequest,
   type ChatRequest,
@@ -39,6 +40,12 @@ export interface AppDeps {
   metrics: ServerMetrics;
 }
 
+/** A cached document a request continues: its meta, and how to read its snapshot. */
+interface LoadedCache {
+  meta: CacheMeta;
+  load: () => Promise<Uint8Array>;
+}
+
 export interface App {
   app: FastifyInstance;
   /** cancels every running generation (the end of a graceful shutdown's grace period) */
@@ -61,7 +68,7 @@ const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 interface Prepared {
   ids: number[];
   cachedTokens: number;
-  cache?: { meta: CacheMeta; snapshot: Uint8Array };
+  cache?: LoadedCache;
   policy: CachePolicy;
   sampling: Sampling;
 }
@@ -131,6 +138,7 @@ export function buildApp(deps: AppDeps): App {
   const vocabSize = pool.config.vocabSize;
   const keys = new Map(options.apiKeys.map((k) => [sha256(k), k]));
   const running = new Map<AbortController, string>();
+  const resident = new ResidentDocuments(options.residentDocs);
 
   const app = Fastify({
     logger: { level: options.logLevel },
@@ -267,13 +275,19 @@ export function buildApp(deps: AppDeps): App {
     }
   }
 
-  async function loadCache(id: string, owner: string): Promise<{ meta: CacheMeta; snapshot: Uint8Array }> {
+  /** The cache's meta now (the store decides whether it exists); its snapshot is read only if no worker holds it. */
+  async function loadCache(id: string, owner: string): Promise<LoadedCache> {
     // a cache of another key answers exactly like one that does not exist
     const missing = () => notFound(`no cache '${id}'`, 'cache_id', 'cache_not_found');
     if (!CACHE_ID_PATTERN.test(id)) throw missing();
-    const found = await store.get(id);
-    if (!found || found.meta.owner !== owner) throw missing();
-    return found;
+    const meta = await store.use(id);
+    if (!meta || meta.owner !== owner) throw missing();
+    const load = async () => {
+      const found = await store.get(id);
+      if (!found) throw missing(); // evicted since
+      return found.snapshot;
+    };
+    return { meta, load };
   }
 
   function contextError(total: number, detail: string, param: string): ApiError {
@@ -370,7 +384,7 @@ export function buildApp(deps: AppDeps): App {
     body: SamplingFields,
     maxTokens: number | null | undefined,
     ids: number[],
-    cache: { meta: CacheMeta; snapshot: Uint8Array } | undefined,
+    cache: LoadedCache | undefined,
     policy: CachePolicy,
   ): Prepared {
     const cachedTokens = cache?.meta.tokens ?? 0;
@@ -411,12 +425,12 @@ export function buildApp(deps: AppDeps): App {
     running.set(controller, 'running');
     metrics.inFlight.inc();
     try {
-      const result = await generate(pool, {
+      const result = await generate(pool, resident, {
         ids: prepared.ids,
         policy: prepared.policy,
         kvDtype: options.kvDtype,
         sampling: prepared.sampling,
-        snapshot: prepared.cache?.snapshot,
+        document: prepared.cache && { id: prepared.cache.meta.id, load: prepared.cache.load },
         signal: controller.signal,
         onText: (text) => {
           if (first) {
@@ -698,6 +712,7 @@ export function buildApp(deps: AppDeps): App {
     const meta = CACHE_ID_PATTERN.test(id) ? await store.meta(id) : undefined;
     if (!meta || meta.owner !== request.owner) throw notFound(`no cache '${id}'`, 'id', 'cache_not_found');
     await store.delete(id);
+    await resident.forget(id);
     return { id, object: 'cache.deleted', deleted: true };
   });
 

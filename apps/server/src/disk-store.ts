@@ -95,11 +95,21 @@ export class DiskSnapshotStore implements SnapshotStore {
         `the snapshot of cache ${id} is ${snapshot.byteLength} bytes, expected ${meta.snapshotBytes} (truncated)`,
       );
     }
+    await this.markUsed(id);
+    return { meta, snapshot };
+  }
+
+  async use(id: string): Promise<CacheMeta | undefined> {
+    const meta = await this.meta(id);
+    if (meta) await this.markUsed(id);
+    return meta;
+  }
+
+  private async markUsed(id: string): Promise<void> {
     const now = new Date();
     const entry = this.entries.get(id);
     if (entry) entry.used = now.getTime();
     await utimes(this.file(id, 'json'), now, now).catch(() => undefined);
-    return { meta, snapshot };
   }
 
   async delete(id: string): Promise<boolean> {

@@ -1,6 +1,7 @@
 import type { CachePolicy, CacheStats, FinishReason, KVDtype, WorkerModel, WorkerSession } from '@semanticache/runtime';
 import { CorruptSnapshotError } from './errors.js';
 import type { WorkerPool } from './pool.js';
+import type { ResidentDocuments } from './resident.js';
 
 export interface Sampling {
   maxTokens: number;
@@ -17,8 +18,8 @@ export interface GenerationJob {
   policy: CachePolicy;
   kvDtype: KVDtype;
   sampling: Sampling;
-  /** a cached document's snapshot to continue from */
-  snapshot?: Uint8Array;
+  /** a cached document to continue from: its id, and how to read its snapshot when no worker holds it */
+  document?: { id: string; load: () => Promise<Uint8Array> };
   signal: AbortSignal;
   /** each piece of text as it becomes final; the first call marks the time to first token */
   onText: (text: string) => void;
@@ -36,14 +37,18 @@ export interface GenerationResult {
   decodeMs: number;
 }
 
-/** Opens the job's session: a fresh one, or one restored from a cached document's snapshot. */
-async function openSession(model: WorkerModel, job: GenerationJob): Promise<WorkerSession> {
+/** Opens the job's session: a fresh one, or one continuing a cached document (resident, or restored). */
+async function openSession(
+  model: WorkerModel,
+  job: GenerationJob,
+  resident: ResidentDocuments,
+): Promise<WorkerSession> {
   // compression happens once, explicitly, after the prompt's prefill: a cached document was compressed when it was
   // made, and the question that follows it stays exact
   const options = { policy: job.policy, compressTrigger: 'manual' as const, kvDtype: job.kvDtype };
-  if (!job.snapshot) return model.createSession(options);
+  if (!job.document) return model.createSession(options);
   try {
-    return await model.restoreSession(job.snapshot, options);
+    return (await resident.open(model, job.document.id, job.document.load, options)).session;
   } catch (err) {
     if ((err as Error).name === 'SnapshotError') {
       throw new CorruptSnapshotError(`the cached document's snapshot is damaged: ${(err as Error).message}`);
@@ -57,14 +62,14 @@ function aborted(stats: CacheStats): GenerationResult {
 }
 
 /** Runs one generation on a pool worker (queueing first if all are busy). */
-export function generate(pool: WorkerPool, job: GenerationJob): Promise<GenerationResult> {
+export function generate(pool: WorkerPool, resident: ResidentDocuments, job: GenerationJob): Promise<GenerationResult> {
   return pool.run(async (model) => {
     const started = performance.now();
-    const session = await openSession(model, job);
+    const session = await openSession(model, job, resident);
     try {
       let prompt = job.ids;
       let compressMs = 0;
-      if (!job.snapshot && job.policy.name !== 'full' && prompt.length > 0) {
+      if (!job.document && job.policy.name !== 'full' && prompt.length > 0) {
         // a disconnect stops the prompt at its next block instead of after the whole prefill
         const fed = await session.prefill(prompt, { signal: job.signal }).catch((err: Error) => {
           if (job.signal.aborted && err.name === 'AbortError') return undefined;

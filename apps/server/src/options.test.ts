@@ -18,6 +18,8 @@ describe('parseServerArgs', () => {
       maxEntries: 64,
     });
     expect(parseServerArgs(['--help'], {})).toBeUndefined();
+    expect(DEFAULTS.residentDocs).toBe(2);
+    expect(parseServerArgs(['--resident-docs', '0'], {})?.residentDocs).toBe(0);
   });
 
   it('refuses bad values with a message naming the flag', () => {
@@ -27,6 +29,7 @@ describe('parseServerArgs', () => {
     expect(() => parseServerArgs(['--workers', '0'], {})).toThrow(/--workers: expected an integer ≥ 1/);
     expect(() => parseServerArgs(['--port', '70000'], {})).toThrow(/--port/);
     expect(() => parseServerArgs(['--kv-dtype', 'int8'], {})).toThrow(/--kv-dtype/);
+    expect(() => parseServerArgs(['--resident-docs', '-1'], {})).toThrow(/--resident-docs/);
     expect(() => parseServerArgs(['--bogus'], {})).toThrow(/bogus/);
   });
 });

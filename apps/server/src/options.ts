@@ -23,6 +23,8 @@ export interface ServerOptions {
   workers: number;
   /** requests that may wait for a worker; past it 429 */
   maxQueue: number;
+  /** cached documents each worker keeps restored between questions (0: restore from the store every time) */
+  residentDocs: number;
   /** accepted Bearer tokens; none: no authentication */
   apiKeys: string[];
   /** a directory, or a redis:// / rediss:// URL */
@@ -49,6 +51,7 @@ export const DEFAULTS: ServerOptions = {
   port: 8080,
   workers: 1,
   maxQueue: 16,
+  residentDocs: 2,
   apiKeys: [],
   store: path.join(os.homedir(), '.cache', 'semanticache', 'caches'),
   storeMaxBytes: 2 * 1024 ** 3,
@@ -69,6 +72,7 @@ export const USAGE = `semanticache-server [options]: an OpenAI-compatible server
   --host HOST            (env HOST; default 127.0.0.1)        --port N   (env PORT; default 8080; 0 = any free port)
   --workers N            inference worker threads (default 1)
   --max-queue N          requests waiting for a worker before 429 (default 16)
+  --resident-docs N      cached documents each worker keeps restored between questions (default 2; 0: none)
   --api-key KEY          accepted Bearer token, repeatable (env SEMANTICACHE_API_KEYS, comma-separated)
   --store DIR|URL        cached documents: a directory or redis://host:port (env SEMANTICACHE_STORE;
                          default ~/.cache/semanticache/caches)
@@ -135,6 +139,7 @@ export function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv = process
         port: { type: 'string' },
         workers: { type: 'string' },
         'max-queue': { type: 'string' },
+        'resident-docs': { type: 'string' },
         'api-key': { type: 'string', multiple: true },
         store: { type: 'string' },
         'store-max-bytes': { type: 'string' },
@@ -169,6 +174,7 @@ export function parseServerArgs(argv: string[], env: NodeJS.ProcessEnv = process
   if (o.port > 65535) throw new OptionsError(`--port: expected 0..65535, got ${o.port}`);
   if (str('workers')) o.workers = int(str('workers') as string, '--workers', 1);
   if (str('max-queue')) o.maxQueue = int(str('max-queue') as string, '--max-queue', 0);
+  if (str('resident-docs')) o.residentDocs = int(str('resident-docs') as string, '--resident-docs', 0);
   const keys = [...((v['api-key'] as string[] | undefined) ?? []), ...(env.SEMANTICACHE_API_KEYS ?? '').split(',')];
   o.apiKeys = [...new Set(keys.map((k) => k.trim()).filter((k) => k.length > 0))];
   o.store = str('store') ?? env.SEMANTICACHE_STORE ?? o.store;

@@ -107,13 +107,26 @@ export class RedisSnapshotStore implements SnapshotStore {
           `the snapshot of cache ${id} is ${blob.byteLength} bytes, expected ${meta.snapshotBytes} (truncated)`,
         );
       }
-      const tx = this.redis.multi().zadd(`${this.prefix}lru`, Date.now(), id);
-      if (this.limits.ttlSeconds > 0) {
-        tx.expire(this.key('meta', id), this.limits.ttlSeconds).expire(this.key('blob', id), this.limits.ttlSeconds);
-      }
-      await tx.exec();
+      await this.markUsed(id);
       return { meta, snapshot: blob };
     });
+  }
+
+  async use(id: string): Promise<CacheMeta | undefined> {
+    return this.call('use', async () => {
+      const raw = await this.redis.get(this.key('meta', id));
+      if (raw === null) return undefined;
+      await this.markUsed(id);
+      return JSON.parse(raw) as CacheMeta;
+    });
+  }
+
+  private async markUsed(id: string): Promise<void> {
+    const tx = this.redis.multi().zadd(`${this.prefix}lru`, Date.now(), id);
+    if (this.limits.ttlSeconds > 0) {
+      tx.expire(this.key('meta', id), this.limits.ttlSeconds).expire(this.key('blob', id), this.limits.ttlSeconds);
+    }
+    await tx.exec();
   }
 
   async delete(id: string): Promise<boolean> {

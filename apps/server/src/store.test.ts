@@ -56,6 +56,14 @@ function sharedCases(make: (limits: { maxBytes: number; ttlSeconds: number }) =>
     expect(await store.meta(b.meta.id)).toBeUndefined();
     expect(await store.meta(a.meta.id)).toBeDefined();
     expect(await store.meta(c.meta.id)).toBeDefined();
+    // use() (a worker holds the document) counts as a use too, without reading the blob: c becomes older than a
+    await new Promise((r) => setTimeout(r, 5));
+    expect(await store.use(a.meta.id)).toEqual(a.meta);
+    expect(await store.use(b.meta.id)).toBeUndefined();
+    const d = entry(1000);
+    await store.put(d.meta, d.snapshot);
+    expect(await store.meta(c.meta.id)).toBeUndefined();
+    expect(await store.meta(a.meta.id)).toBeDefined();
     const big = entry(3000);
     await expect(store.put(big.meta, big.snapshot)).rejects.toThrow(RangeError);
     await store.close();

@@ -43,6 +43,8 @@ export interface SnapshotStore {
   meta(id: string): Promise<CacheMeta | undefined>;
   /** meta and snapshot; refreshes the entry's idle time */
   get(id: string): Promise<{ meta: CacheMeta; snapshot: Uint8Array } | undefined>;
+  /** the meta, refreshing the entry's idle time without reading the blob (a worker already holds the document) */
+  use(id: string): Promise<CacheMeta | undefined>;
   delete(id: string): Promise<boolean>;
   /** throws StoreUnavailableError when the store cannot be used now */
   ping(): Promise<void>;
