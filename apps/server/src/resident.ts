@@ -21,8 +21,8 @@ export class ResidentDocuments {
     load: () => Promise<Uint8Array>,
     options: SessionOptions,
   ): Promise<{ session: WorkerSession; resident: boolean }> {
-    let documents = this.byWorker.get(model);
-    if (!documents) this.byWorker.set(model, (documents = new Map()));
+    const documents = this.byWorker.get(model) ?? new Map<string, WorkerSession>();
+    this.byWorker.set(model, documents);
     const held = documents.get(id);
     if (held) {
       documents.delete(id); // re-inserted last: the map's order is the recency order
