@@ -327,8 +327,7 @@ export function buildApp(deps: AppDeps): App {
         'semanticache',
       );
     }
-    const policy = resolvePolicy(body.semanticache);
-    return policy;
+    return resolvePolicy(body.semanticache);
   }
 
   async function prepareCompletion(body: CompletionRequest, owner: string): Promise<Prepared> {
