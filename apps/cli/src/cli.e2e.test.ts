@@ -65,6 +65,7 @@ describe('usage', () => {
       ],
       [['inspect', '--threshold', '0.9', '--ratio', '0.5'], /not both/],
       [['bench', '--lengths', '128', '--ratio', '0.75'], /keeps 32 entries, fewer than the 36 protected/],
+      [['run', 'x', '--weights', 'int3'], /--weights: unknown value 'int3' \(expected one of float32, int8, int4\)/],
       [['frobnicate'], /unknown command 'frobnicate'/],
     ];
     for (const [args, message] of cases) {
