@@ -1,19 +1,21 @@
 import type { ModelConfig } from './config.js';
-import { ropeInverseFrequencies } from './config.js';
 import { DataType, GraphBuilder, valueInfo } from './onnx-builder.js';
 import { QUANT_BLOCK, type QuantBits, quantizeBlocks } from './quantize.js';
 import type { LayerWeights, ModelWeights } from './weights.js';
 
 /**
  * The dense math of the decoder as a chain of small ONNX graphs; attention happens between them, outside ORT.
- *   first:    ids, positions        → h, q, k, v        (embedding + pre-attention of layer 0)
- *   mid(l):   h, attn(l-1), positions → h, q, k, v      (post-attention of layer l-1 fused with pre-attention of l)
+ *   first:    ids, cos, sin         → h, q, k, v        (embedding + pre-attention of layer 0)
+ *   mid(l):   h, attn(l-1), cos, sin → h, q, k, v       (post-attention of layer l-1 fused with pre-attention of l)
  *   last:     h, attn(L-1)          → normed hidden    (post-attention of the last layer + final norm)
  *   head:     normed hidden rows    → logits
  * Fusing post(l-1) with pre(l) makes L + 2 session runs per step instead of 2L + 1 (`fuse: false` builds the
  * unfused pair per layer, kept to measure the difference).
- * q comes out as [m, H, d], k and v as [m, Hkv, d] (token-major, what the cache and the kernel take); RoPE is
- * applied to q and k inside the graph from float positions, so positions can keep counting after compression.
+ * q, k and v come out token-major (rows of H·d and Hkv·d: what the cache and the kernel take); RoPE is applied to
+ * q and k inside the graph from angle tables the caller computes once per block ({@link ropeTables}), so positions
+ * can keep counting after compression. Norms, residual adds and RoPE are ORT's fused kernels
+ * (SimplifiedLayerNormalization, SkipSimplifiedLayerNormalization, RotaryEmbedding): a decode step is dominated by
+ * per-node overhead once the weights are quantized, so fewer nodes run faster.
  */
 export interface GraphSet {
   first: Uint8Array;
@@ -60,13 +62,35 @@ export function buildGraphs(config: ModelConfig, weights: ModelWeights, options:
 
 const F = DataType.FLOAT;
 
+/** HF's RMSNorm (x · rsqrt(mean(x²) + eps) · weight, in fp32) as one ORT kernel. */
 function rmsNorm(g: GraphBuilder, x: string, weight: Float32Array, eps: number, tag: string): string {
-  // HF: x * rsqrt(mean(x²) + eps) * weight, in fp32
-  const sq = g.op('Mul', [x, x]);
-  const mean = g.op('ReduceMean', [sq], { axes: [-1], keepdims: 1 });
-  const std = g.op('Sqrt', [g.op('Add', [mean, g.scalarInit(`${tag}_eps`, eps)])]);
-  const normed = g.op('Mul', [x, g.op('Reciprocal', [std])]);
-  return g.op('Mul', [normed, g.floatInit(`${tag}_w`, [weight.length], weight)]);
+  return g.op('SimplifiedLayerNormalization', [x, g.floatInit(`${tag}_w`, [weight.length], weight)], {
+    axis: -1,
+    epsilon: { float: eps },
+    stash_type: 1,
+  });
+}
+
+/** The residual add a + b and the RMSNorm of the sum, in one ORT kernel; `sumName` names the sum (else unnamed). */
+function addRmsNorm(
+  g: GraphBuilder,
+  a: string,
+  b: string,
+  weight: Float32Array,
+  eps: number,
+  tag: string,
+  names: { normed?: string; sum?: string } = {},
+): { normed: string; sum: string } {
+  const normed = names.normed ?? g.fresh('normed');
+  const sum = names.sum ?? '';
+  g.opMulti(
+    'SkipSimplifiedLayerNormalization',
+    [a, b, g.floatInit(`${tag}_w`, [weight.length], weight)],
+    [normed, '', '', sum],
+    { epsilon: { float: eps } },
+    'com.microsoft',
+  );
+  return { normed, sum };
 }
 
 function linear(
@@ -100,60 +124,56 @@ function linear(
   return g.op('Gemm', inputs, { transB: 1 });
 }
 
-function ropeTables(g: GraphBuilder, config: ModelConfig, positions: string): { cos: string; sin: string } {
-  const inv = ropeInverseFrequencies(config.rope, config.headDim);
-  const pos = g.op('Unsqueeze', [positions, g.int64Init('rope_axes', [1])]); // [m, 1]
-  const freqs = g.op('Mul', [pos, g.floatInit('rope_inv_freq', [inv.length], inv)]); // [m, d/2]
-  const shape = g.int64Init('rope_shape', [-1, 1, inv.length]);
-  return {
-    cos: g.op('Reshape', [g.op('Cos', [freqs]), shape]),
-    sin: g.op('Reshape', [g.op('Sin', [freqs]), shape]),
-  };
-}
-
-function rope(g: GraphBuilder, x: string, heads: number, d: number, t: { cos: string; sin: string }, output: string) {
-  const shaped = g.op('Reshape', [x, g.int64Init(g.fresh('heads_shape'), [-1, heads, d])]);
-  const x1 = g.fresh('x1');
-  const x2 = g.fresh('x2');
-  g.opMulti('Split', [shaped, g.int64Init(g.fresh('halves'), [d / 2, d / 2])], [x1, x2], { axis: 2 });
-  const lo = g.op('Sub', [g.op('Mul', [x1, t.cos]), g.op('Mul', [x2, t.sin])]);
-  const hi = g.op('Add', [g.op('Mul', [x2, t.cos]), g.op('Mul', [x1, t.sin])]);
-  return g.op('Concat', [lo, hi], { axis: 2 }, output);
-}
-
-/** Pre-attention: RMSNorm, fused q/k/v GEMM (+bias), RoPE on q and k. Writes graph outputs q, k, v. */
-function preAttention(g: GraphBuilder, c: Ctx, layer: LayerWeights, h: string, positions: string, l: number) {
-  const config = c.config;
-  const { hiddenSize, numHeads: H, numKvHeads: Hkv, headDim: d } = config;
-  const x = rmsNorm(g, h, layer.inputNorm, config.rmsNormEps, `l${l}_in`);
+/**
+ * Pre-attention of normed rows x: fused q/k/v GEMM (+bias), RoPE on q and k together (one RotaryEmbedding over
+ * the H + Hkv heads), outputs q, k, v. The rotation angles come in as the graph inputs `cos` and `sin`
+ * ([m, d/2], row i for the block's token i, see {@link ropeTables}), so positions can keep counting after
+ * compression and no graph computes them again.
+ */
+function preAttention(g: GraphBuilder, c: Ctx, layer: LayerWeights, x: string, l: number) {
+  const { hiddenSize, numHeads: H, numKvHeads: Hkv, headDim: d } = c.config;
   const qkv = linear(g, c, x, layer.qkv, layer.qkvBias, hiddenSize, `l${l}_qkv`);
-  const [q, k, v] = [g.fresh('q'), g.fresh('k'), g.fresh('v')];
-  g.opMulti('Split', [qkv, g.int64Init(`l${l}_qkv_split`, [H * d, Hkv * d, Hkv * d])], [q, k, v], { axis: 1 });
-  const tables = ropeTables(g, config, positions);
-  rope(g, q, H, d, tables, 'q');
-  rope(g, k, Hkv, d, tables, 'k');
-  g.op('Reshape', [v, g.int64Init('v_shape', [-1, Hkv, d])], {}, 'v');
+  const qk = g.fresh('qk');
+  g.opMulti('Split', [qkv, g.int64Init(`l${l}_qkv_split`, [(H + Hkv) * d, Hkv * d])], [qk, 'v'], { axis: 1 });
+  const batched = g.op('Unsqueeze', [qk, g.int64Init('batch_axis', [0])]); // [1, m, (H + Hkv)·d]
+  const rotated = g.op(
+    'RotaryEmbedding',
+    [batched, g.int64Init('rope_start', [0]), 'cos', 'sin'],
+    { num_heads: H + Hkv, interleaved: 0 },
+    undefined,
+    'com.microsoft',
+  );
+  g.opMulti('Split', [rotated, g.int64Init('q_k_split', [H * d, Hkv * d])], ['q', 'k'], { axis: 2 });
 }
 
-/** Post-attention: O projection, residual, RMSNorm, SwiGLU MLP, residual. */
+/**
+ * Post-attention up to the MLP output: O projection, residual add + RMSNorm (one kernel), SwiGLU MLP. Returns the
+ * residual stream h + o and the MLP's output, whose add the caller fuses with the next norm.
+ */
 function postAttention(g: GraphBuilder, c: Ctx, layer: LayerWeights, h: string, attn: string, l: number) {
   const config = c.config;
   const { hiddenSize, intermediateSize: I, numHeads: H, headDim: d } = config;
   const o = linear(g, c, attn, layer.o, layer.oBias, H * d, `l${l}_o`);
-  const h1 = g.op('Add', [h, o]);
-  const x = rmsNorm(g, h1, layer.postNorm, config.rmsNormEps, `l${l}_post`);
+  const { normed: x, sum: residual } = addRmsNorm(g, h, o, layer.postNorm, config.rmsNormEps, `l${l}_post`, {
+    sum: g.fresh('residual'),
+  });
   const gu = linear(g, c, x, layer.gateUp, layer.gateUpBias, hiddenSize, `l${l}_gateup`);
   const [gate, up] = [g.fresh('gate'), g.fresh('up')];
   g.opMulti('Split', [gu, g.int64Init(`l${l}_gu_split`, [I, I])], [gate, up], { axis: 1 });
   const act = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up]);
-  const down = linear(g, c, act, layer.down, layer.downBias, I, `l${l}_down`);
-  return g.op('Add', [h1, down]);
+  return { residual, mlp: linear(g, c, act, layer.down, layer.downBias, I, `l${l}_down`) };
 }
 
+const ropeInputs = (c: ModelConfig) => [
+  valueInfo('cos', F, ['m', c.headDim / 2]),
+  valueInfo('sin', F, ['m', c.headDim / 2]),
+];
+
+// Only the data of q, k and v is read (token-major: [m, H·d], [m, Hkv·d]), so they keep the shapes the graph makes.
 const qkvOutputs = (c: ModelConfig) => [
-  valueInfo('q', F, ['m', c.numHeads, c.headDim]),
-  valueInfo('k', F, ['m', c.numKvHeads, c.headDim]),
-  valueInfo('v', F, ['m', c.numKvHeads, c.headDim]),
+  valueInfo('q', F, [1, 'm', c.numHeads * c.headDim]),
+  valueInfo('k', F, [1, 'm', c.numKvHeads * c.headDim]),
+  valueInfo('v', F, ['m', c.numKvHeads * c.headDim]),
 ];
 
 function buildFirst(c: Ctx, weights: ModelWeights): Uint8Array {
@@ -161,9 +181,9 @@ function buildFirst(c: Ctx, weights: ModelWeights): Uint8Array {
   const g = new GraphBuilder();
   const embed = g.floatInit('embed', [config.vocabSize, config.hiddenSize], weights.embed);
   g.op('Gather', [embed, 'ids'], { axis: 0 }, 'h');
-  preAttention(g, c, weights.layers[0], 'h', 'positions', 0);
+  preAttention(g, c, weights.layers[0], rmsNorm(g, 'h', weights.layers[0].inputNorm, config.rmsNormEps, 'l0_in'), 0);
   return g.encode(
-    [valueInfo('ids', DataType.INT64, ['m']), valueInfo('positions', F, ['m'])],
+    [valueInfo('ids', DataType.INT64, ['m']), ...ropeInputs(config)],
     [valueInfo('h', F, ['m', config.hiddenSize]), ...qkvOutputs(config)],
   );
 }
@@ -171,14 +191,14 @@ function buildFirst(c: Ctx, weights: ModelWeights): Uint8Array {
 function buildMid(c: Ctx, prev: LayerWeights, layer: LayerWeights, l: number): Uint8Array {
   const config = c.config;
   const g = new GraphBuilder();
-  const h = postAttention(g, c, prev, 'h_in', 'attn', l - 1);
-  g.op('Identity', [h], {}, 'h');
-  preAttention(g, c, layer, 'h', 'positions', l);
+  const { residual, mlp } = postAttention(g, c, prev, 'h_in', 'attn', l - 1);
+  const { normed } = addRmsNorm(g, residual, mlp, layer.inputNorm, config.rmsNormEps, `l${l}_in`, { sum: 'h' });
+  preAttention(g, c, layer, normed, l);
   return g.encode(
     [
       valueInfo('h_in', F, ['m', config.hiddenSize]),
       valueInfo('attn', F, ['m', config.numHeads * config.headDim]),
-      valueInfo('positions', F, ['m']),
+      ...ropeInputs(config),
     ],
     [valueInfo('h', F, ['m', config.hiddenSize]), ...qkvOutputs(config)],
   );
@@ -187,7 +207,8 @@ function buildMid(c: Ctx, prev: LayerWeights, layer: LayerWeights, l: number): U
 function buildPost(c: Ctx, layer: LayerWeights, l: number): Uint8Array {
   const config = c.config;
   const g = new GraphBuilder();
-  g.op('Identity', [postAttention(g, c, layer, 'h_in', 'attn', l)], {}, 'h');
+  const { residual, mlp } = postAttention(g, c, layer, 'h_in', 'attn', l);
+  g.op('Add', [residual, mlp], {}, 'h');
   return g.encode(
     [valueInfo('h_in', F, ['m', config.hiddenSize]), valueInfo('attn', F, ['m', config.numHeads * config.headDim])],
     [valueInfo('h', F, ['m', config.hiddenSize])],
@@ -197,17 +218,16 @@ function buildPost(c: Ctx, layer: LayerWeights, l: number): Uint8Array {
 function buildPre(c: Ctx, layer: LayerWeights, l: number): Uint8Array {
   const config = c.config;
   const g = new GraphBuilder();
-  preAttention(g, c, layer, 'h', 'positions', l);
-  return g.encode([valueInfo('h', F, ['m', config.hiddenSize]), valueInfo('positions', F, ['m'])], qkvOutputs(config));
+  preAttention(g, c, layer, rmsNorm(g, 'h', layer.inputNorm, config.rmsNormEps, `l${l}_in`), l);
+  return g.encode([valueInfo('h', F, ['m', config.hiddenSize]), ...ropeInputs(config)], qkvOutputs(config));
 }
 
 function buildLast(c: Ctx, weights: ModelWeights): Uint8Array {
   const config = c.config;
   const g = new GraphBuilder();
   const L = config.numLayers;
-  const h = postAttention(g, c, weights.layers[L - 1], 'h_in', 'attn', L - 1);
-  const normed = rmsNorm(g, h, weights.finalNorm, config.rmsNormEps, 'final');
-  g.op('Identity', [normed], {}, 'hidden');
+  const { residual, mlp } = postAttention(g, c, weights.layers[L - 1], 'h_in', 'attn', L - 1);
+  addRmsNorm(g, residual, mlp, weights.finalNorm, config.rmsNormEps, 'final', { normed: 'hidden' });
   return g.encode(
     [valueInfo('h_in', F, ['m', config.hiddenSize]), valueInfo('attn', F, ['m', config.numHeads * config.headDim])],
     [valueInfo('hidden', F, ['m', config.hiddenSize])],
@@ -222,4 +242,26 @@ function buildHead(c: Ctx, weights: ModelWeights): Uint8Array {
     [valueInfo('hidden', F, ['r', config.hiddenSize])],
     [valueInfo('logits', F, ['r', config.vocabSize])],
   );
+}
+
+/**
+ * RoPE's angle tables for positions `start, start + 1, …` (m rows of d/2): cos and sin of position × inverse
+ * frequency, the product rounded to fp32 as HF computes it. Fed to every graph of one forward pass.
+ */
+export function ropeTables(
+  inverseFrequencies: Float32Array,
+  start: number,
+  m: number,
+): { cos: Float32Array; sin: Float32Array } {
+  const half = inverseFrequencies.length;
+  const cos = new Float32Array(m * half);
+  const sin = new Float32Array(m * half);
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < half; j++) {
+      const angle = Math.fround((start + i) * inverseFrequencies[j]);
+      cos[i * half + j] = Math.cos(angle);
+      sin[i * half + j] = Math.sin(angle);
+    }
+  }
+  return { cos, sin };
 }

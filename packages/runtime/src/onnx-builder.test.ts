@@ -14,9 +14,10 @@ const { onnx } = onnxProto;
 /** What the runtime's builder produced with onnx-proto, from the same nodes, initializers and value infos. */
 function referenceEncode(g: GraphBuilder, inputs: ValueInfo[], outputs: ValueInfo[]): Uint8Array {
   const A = onnx.AttributeProto.AttributeType;
-  const attribute = (name: string, v: number | number[] | string) => {
+  const attribute = (name: string, v: number | number[] | string | { float: number }) => {
     if (typeof v === 'string') return { name, type: A.STRING, s: new TextEncoder().encode(v) };
     if (Array.isArray(v)) return { name, type: A.INTS, ints: v };
+    if (typeof v === 'object') return { name, type: A.FLOAT, f: v.float };
     if (Number.isInteger(v)) return { name, type: A.INT, i: v };
     return { name, type: A.FLOAT, f: v };
   };
@@ -77,7 +78,15 @@ function everyFeature(): { g: GraphBuilder; inputs: ValueInfo[]; outputs: ValueI
   const shape = g.int64Init('shape', [-1, 2, 2 ** 40]);
   const y = g.op('MatMul', ['x', w]);
   const split = g.opMulti('Split', [y, g.int64Init('halves', [2, 2])], [g.fresh('a'), g.fresh('b')], { axis: -1 });
-  const m = g.op('Mul', [split[0], scale], { empty: [], neg: -3, big: 2 ** 33, eps: 1e-6, mode: 'näive' });
+  g.opMulti('SkipSimplifiedLayerNormalization', ['x', 'x', w], ['normed', '', '', 'sum'], {}, 'com.microsoft');
+  const m = g.op('Mul', [split[0], scale], {
+    empty: [],
+    neg: -3,
+    big: 2 ** 33,
+    eps: 1e-6,
+    one: { float: 1 },
+    mode: 'näive',
+  });
   g.op('MatMulNBits', [m, q, big], { K: 32, N: 2, bits: 4, ints: [-1, 0, 1, 300] }, 'z', 'com.microsoft');
   g.op('Reshape', [split[1], shape], {}, 'out');
   return {
@@ -102,11 +111,12 @@ describe('onnx-builder writes the bytes onnx-proto wrote', () => {
       { domain: 'com.microsoft', version: 1 },
     ]);
     const mul = model.graph.node.find((n: { opType: string }) => n.opType === 'Mul');
-    expect(mul.attribute.map((a: { name: string }) => a.name)).toEqual(['empty', 'neg', 'big', 'eps', 'mode']);
+    expect(mul.attribute.map((a: { name: string }) => a.name)).toEqual(['empty', 'neg', 'big', 'eps', 'one', 'mode']);
+    expect(mul.attribute[4]).toMatchObject({ type: onnx.AttributeProto.AttributeType.FLOAT, f: 1 });
     expect(mul.attribute[1].i).toBe(-3);
     expect(mul.attribute[2].i).toBe(2 ** 33);
     expect(mul.attribute[3].f).toBeCloseTo(1e-6, 12);
-    expect(new TextDecoder().decode(Uint8Array.from(mul.attribute[4].s))).toBe('näive');
+    expect(new TextDecoder().decode(Uint8Array.from(mul.attribute[5].s))).toBe('näive');
     const shape = model.graph.initializer.find((t: { name: string }) => t.name === 'shape');
     expect(Array.from(new BigInt64Array(Uint8Array.from(shape.rawData).buffer))).toEqual([-1n, 2n, 2n ** 40n]);
     expect(model.graph.output[1].type.tensorType.shape.dim).toEqual([{ dimValue: 0 }, { dimValue: 2 ** 35 }]);

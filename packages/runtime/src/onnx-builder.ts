@@ -4,7 +4,12 @@
 
 export const DataType = { FLOAT: 1, UINT8: 2, INT64: 7 } as const;
 
-type AttrValue = number | number[] | string;
+/** An attribute that must be written as a FLOAT even when its value is a whole number (a plain integer is an INT). */
+export interface FloatAttr {
+  float: number;
+}
+
+type AttrValue = number | number[] | string | FloatAttr;
 
 /** ONNX ValueInfoProto of a tensor: element type and shape (a string is a symbolic dimension). */
 export interface ValueInfo {
@@ -58,9 +63,17 @@ export class GraphBuilder {
     return out;
   }
 
-  opMulti(opType: string, inputs: string[], outputs: string[], attrs: Record<string, AttrValue> = {}): string[] {
+  /** A node with several outputs; '' skips an optional output. */
+  opMulti(
+    opType: string,
+    inputs: string[],
+    outputs: string[],
+    attrs: Record<string, AttrValue> = {},
+    domain?: string,
+  ): string[] {
     this.nodes.push({
       opType,
+      ...(domain === undefined ? {} : { domain }),
       input: inputs,
       output: outputs,
       name: `${opType}_${outputs[0]}`,
@@ -127,6 +140,7 @@ function attributeMessage(name: string, v: AttrValue): Message {
   const m = new Message().string(1, name);
   if (typeof v === 'string') return m.bytes(4, utf8.encode(v)).varint(20, ATTR_STRING);
   if (Array.isArray(v)) return m.packed(8, v).varint(20, ATTR_INTS);
+  if (typeof v === 'object') return m.float(2, v.float).varint(20, ATTR_FLOAT);
   if (Number.isInteger(v)) return m.varint(3, v).varint(20, ATTR_INT);
   return m.float(2, v).varint(20, ATTR_FLOAT);
 }

@@ -1,8 +1,9 @@
 import * as ort from 'onnxruntime-node';
 import type { AttentionKernel, HeadCache } from './attention.js';
 import type { ModelConfig } from './config.js';
+import { ropeInverseFrequencies } from './config.js';
 import { DisposedError } from './errors.js';
-import { buildGraphs, type WeightFormat } from './graphs.js';
+import { buildGraphs, ropeTables, type WeightFormat } from './graphs.js';
 import type { ModelWeights } from './weights.js';
 
 /** What the forward pass needs from a KV cache (a subset of `@semanticache/kv-cache`'s KVCache). */
@@ -40,6 +41,7 @@ export class Transformer {
   private disposed = false;
   /** Forward passes in flight: dispose waits for them (they stop at the next layer) before releasing the sessions. */
   private running = new Set<Promise<unknown>>();
+  private readonly inverseFrequencies: Float32Array;
 
   private constructor(
     readonly config: ModelConfig,
@@ -47,7 +49,9 @@ export class Transformer {
     private mid: MidSessions[],
     private last: ort.InferenceSession,
     private head: ort.InferenceSession,
-  ) {}
+  ) {
+    this.inverseFrequencies = ropeInverseFrequencies(config.rope, config.headDim);
+  }
 
   static async create(
     config: ModelConfig,
@@ -115,20 +119,24 @@ export class Transformer {
     const [ids, start, cache, kernel, logits, attentionMass] = args;
     const { numLayers: L, numHeads: H, headDim: d, hiddenSize } = this.config;
     const m = ids.length;
-    const positions = new Float32Array(m);
-    const positionsInt = new Int32Array(m);
-    for (let i = 0; i < m; i++) positions[i] = positionsInt[i] = start + i;
-    const posTensor = new ort.Tensor('float32', positions, [m]);
+    const positions = new Int32Array(m);
+    for (let i = 0; i < m; i++) positions[i] = start + i;
+    const tables = ropeTables(this.inverseFrequencies, start, m);
+    const half = d / 2;
+    const rope = {
+      cos: new ort.Tensor('float32', tables.cos, [m, half]),
+      sin: new ort.Tensor('float32', tables.sin, [m, half]),
+    };
     const idTensor = new ort.Tensor(
       'int64',
       BigInt64Array.from(ids, (x) => BigInt(x)),
       [m],
     );
-    let r = await this.first.run({ ids: idTensor, positions: posTensor });
+    let r = await this.first.run({ ids: idTensor, ...rope });
     let h = r.h;
     for (let l = 0; l < L; l++) {
       this.assertLive();
-      cache.append(l, r.k.data as Float32Array, r.v.data as Float32Array, positionsInt);
+      cache.append(l, r.k.data as Float32Array, r.v.data as Float32Array, positions);
       const attn = kernel.prefill({
         q: r.q.data as Float32Array,
         heads: cache.heads(l),
@@ -141,9 +149,9 @@ export class Transformer {
       const next = this.mid[l];
       if (next && 'post' in next) {
         h = (await next.post.run({ h_in: h, attn: attnTensor })).h;
-        r = { h, ...(await next.pre.run({ h, positions: posTensor })) };
+        r = { h, ...(await next.pre.run({ h, ...rope })) };
       } else if (next) {
-        r = await next.run({ h_in: h, attn: attnTensor, positions: posTensor });
+        r = await next.run({ h_in: h, attn: attnTensor, ...rope });
         h = r.h;
       } else {
         r = await this.last.run({ h_in: h, attn: attnTensor });
