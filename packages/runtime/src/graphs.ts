@@ -44,7 +44,19 @@ interface Ctx {
   accuracyLevel: 0 | 4;
 }
 
-export function buildGraphs(config: ModelConfig, weights: ModelWeights, options: GraphOptions = {}): GraphSet {
+/**
+ * Each graph of a {@link GraphSet}, built when called: a loader builds one, hands it to ORT and drops the bytes before
+ * building the next, so the whole model's graph bytes never exist at once. Each reads only the weights it holds.
+ */
+export interface GraphBuilders {
+  first(): Uint8Array;
+  /** layer l = 1..L-1 */
+  mid(l: number): GraphSet['mid'][number];
+  last(): Uint8Array;
+  head(): Uint8Array;
+}
+
+export function graphBuilders(config: ModelConfig, weights: ModelWeights, options: GraphOptions = {}): GraphBuilders {
   const format = options.weightFormat ?? 'float32';
   const c: Ctx = {
     config,
@@ -52,12 +64,23 @@ export function buildGraphs(config: ModelConfig, weights: ModelWeights, options:
     accuracyLevel: options.quantizedActivations === false ? 0 : 4,
   };
   const fuse = options.fuse ?? true;
+  return {
+    first: () => buildFirst(c, weights),
+    mid: (l) => {
+      const [prev, layer] = [weights.layers[l - 1], weights.layers[l]];
+      return fuse ? buildMid(c, prev, layer, l) : { post: buildPost(c, prev, l - 1), pre: buildPre(c, layer, l) };
+    },
+    last: () => buildLast(c, weights),
+    head: () => buildHead(c, weights),
+  };
+}
+
+/** Every graph at once (what tests and tools inspect; loading goes through {@link graphBuilders}). */
+export function buildGraphs(config: ModelConfig, weights: ModelWeights, options: GraphOptions = {}): GraphSet {
+  const build = graphBuilders(config, weights, options);
   const mid: GraphSet['mid'] = [];
-  for (let l = 1; l < config.numLayers; l++) {
-    const [prev, layer] = [weights.layers[l - 1], weights.layers[l]];
-    mid.push(fuse ? buildMid(c, prev, layer, l) : { post: buildPost(c, prev, l - 1), pre: buildPre(c, layer, l) });
-  }
-  return { first: buildFirst(c, weights), mid, last: buildLast(c, weights), head: buildHead(c, weights) };
+  for (let l = 1; l < config.numLayers; l++) mid.push(build.mid(l));
+  return { first: build.first(), mid, last: build.last(), head: build.head() };
 }
 
 const F = DataType.FLOAT;

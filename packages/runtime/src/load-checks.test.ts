@@ -3,6 +3,7 @@
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { float32ArrayToFloat16Bits } from '@semanticache/kv-cache';
 import { afterAll, describe, expect, test } from 'vitest';
 import { parseHfConfig } from './config.js';
 import { ModelLoadError } from './errors.js';
@@ -49,6 +50,17 @@ function writeTensors(file: string, tensors: Tensors): void {
 function f32(shape: number[], value = 0.5): { dtype: string; shape: number[]; data: Buffer } {
   const a = new Float32Array(shape.reduce((x, y) => x * y, 1)).fill(value);
   return { dtype: 'F32', shape, data: Buffer.from(a.buffer) };
+}
+
+/** Rewrites tensor `name` as bf16 (its fp32 values truncated to their top 16 bits) and returns it. */
+function toBf16(t: Tensors, name: string): { dtype: string; shape: number[]; data: Buffer } {
+  const old = t.get(name);
+  if (old?.dtype !== 'F32') throw new Error(`no F32 tensor ${name}`);
+  const words = new Uint32Array(Uint8Array.from(old.data).buffer);
+  const half = Uint16Array.from(words, (w) => w >>> 16);
+  const tensor = { dtype: 'BF16', shape: old.shape, data: Buffer.from(half.buffer) };
+  t.set(name, tensor);
+  return tensor;
 }
 
 /** A copy of a parity checkpoint with `config` merged into its config.json and `tensors` applied to its weights. */
@@ -239,6 +251,67 @@ describe('HF checkpoints: config.json must agree with the weights', () => {
     shards[1].delete('model.extra.weight');
     writeTensors(path.join(dir, 'model-00002-of-00002.safetensors'), shards[1]);
     expect(hfWeights(dir).layers[1].down).toEqual(hfWeights(parityDir('llama-gqa')).layers[1].down);
+  });
+
+  test('a non-finite value is named with its tensor and element, wherever the streamed load meets it', async () => {
+    const last = 'model.layers.1.mlp.down_proj.weight'; // the last layer: read after every other graph was built
+    const err = await loadError(
+      variant('qwen2-qkv-bias', {
+        tensors: (t) => {
+          const down = t.get(last);
+          if (!down) throw new Error(`no ${last}`);
+          down.data.writeFloatLE(Number.NaN, 4 * 7);
+        },
+      }),
+    );
+    expect(err.message).toMatch(/non-finite value at element 7/);
+    expect(err.tensor).toBe(last);
+    const bf16 = await loadError(
+      variant('qwen2-qkv-bias', {
+        tensors: (t) => {
+          const embed = toBf16(t, 'model.embed_tokens.weight');
+          embed.data.writeUInt16LE(0xff80, 2 * 300); // -Infinity
+        },
+      }),
+    );
+    expect(bf16.message).toMatch(/non-finite value at element 300/);
+    expect(bf16.tensor).toBe('model.embed_tokens.weight');
+  });
+
+  test('bf16 and f16 tensors load as the fp32 values they encode', () => {
+    const plain = hfWeights(parityDir('qwen2-qkv-bias'));
+    const dir = variant('qwen2-qkv-bias', {
+      tensors: (t) => {
+        toBf16(t, 'model.layers.1.self_attn.k_proj.weight');
+        toBf16(t, 'model.embed_tokens.weight');
+        const q = t.get('model.layers.0.self_attn.q_proj.bias');
+        if (!q) throw new Error('no q bias');
+        // 1/8 steps are exact in f16
+        const values = Float32Array.from({ length: q.shape[0] }, (_, i) => (i - 20) / 8);
+        t.set('model.layers.0.self_attn.q_proj.bias', {
+          dtype: 'F16',
+          shape: q.shape,
+          data: Buffer.from(float32ArrayToFloat16Bits(values).buffer),
+        });
+        q.data = Buffer.from(values.buffer);
+      },
+    });
+    const w = hfWeights(dir);
+    const bf16 = (a: Float32Array) => {
+      const bits = new Uint32Array(Float32Array.from(a).buffer);
+      for (let i = 0; i < bits.length; i++) bits[i] &= 0xffff0000;
+      return new Float32Array(bits.buffer);
+    };
+    const configPath = path.join(dir, 'config.json');
+    const { numHeads: H, numKvHeads: Hkv, headDim: d, hiddenSize: h } = parseHfConfig(readJson(configPath), configPath);
+    const k = (x: Float32Array) => x.subarray(H * d * h, (H + Hkv) * d * h);
+    expect(k(w.layers[1].qkv)).toEqual(bf16(k(plain.layers[1].qkv)));
+    expect(w.layers[1].qkv.subarray(0, H * d * h)).toEqual(plain.layers[1].qkv.subarray(0, H * d * h));
+    expect(w.embed).toEqual(bf16(plain.embed));
+    expect(w.lmHead).toBe(w.embed);
+    expect(Array.from(w.layers[0].qkvBias?.subarray(0, H * d) ?? [])).toEqual(
+      Array.from({ length: H * d }, (_, i) => (i - 20) / 8),
+    );
   });
 
   test('layer_types with a length other than num_hidden_layers is a config error', async () => {

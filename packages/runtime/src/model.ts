@@ -8,7 +8,7 @@ import { Llama2cTokenizer, loadLlama2cCheckpoint } from './llama2c.js';
 import { Session, type SessionOptions } from './session.js';
 import { HfTextTokenizer, type TextTokenizer } from './tokenizer.js';
 import { Transformer, type TransformerOptions } from './transformer.js';
-import { loadHfWeights, type ModelWeights } from './weights.js';
+import { type ModelWeights, openHfWeights, type StreamedWeights } from './weights.js';
 
 /** What `loadModel` takes: the transformer's options (threads, weight format, fusing) and these. */
 export interface LoadModelOptions extends TransformerOptions {
@@ -76,41 +76,58 @@ export async function loadModel(pathOrDir: string, options: LoadModelOptions = {
     throw new TypeError(`attention: expected 'native' or 'reference', got ${String(attention)}`);
   }
   if (!existsSync(pathOrDir)) throw new ModelLoadError('no such file or directory', { file: pathOrDir });
-  let config: ModelConfig;
-  let weights: ModelWeights;
-  let tokenizer: TextTokenizer | undefined;
+  const { config, weights, tokenizer } = openCheckpoint(pathOrDir, options);
+  try {
+    if (tokenizer && tokenizer.vocabSize > config.vocabSize) {
+      throw new ModelLoadError(
+        `tokenizer has ${tokenizer.vocabSize} ids but the model's vocabulary is ${config.vocabSize}`,
+        { file: pathOrDir },
+      );
+    }
+    const kernel = attention === 'native' ? await loadNativeAttention() : referenceAttention;
+    const transformer = await Transformer.create(config, weights, options);
+    return new Model(config, tokenizer, pathOrDir, attention, transformer, kernel);
+  } finally {
+    (weights as Partial<StreamedWeights>).close?.();
+  }
+}
+
+/** A checkpoint's config, tokenizer and weights: an HF folder's streamed (read while the graphs are built). */
+function openCheckpoint(
+  pathOrDir: string,
+  options: LoadModelOptions,
+): { config: ModelConfig; weights: ModelWeights | StreamedWeights; tokenizer: TextTokenizer | undefined } {
   if (statSync(pathOrDir).isDirectory()) {
     const configPath = path.join(pathOrDir, 'config.json');
     if (!existsSync(configPath)) throw new ModelLoadError('config.json not found', { file: configPath });
     const genPath = path.join(pathOrDir, 'generation_config.json');
-    config = parseHfConfig(
+    const config = parseHfConfig(
       readJsonFile(configPath),
       configPath,
       existsSync(genPath) ? readJsonFile(genPath) : undefined,
     );
-    weights = loadHfWeights(pathOrDir, config);
-    const tokPath = path.join(pathOrDir, 'tokenizer.json');
-    if (existsSync(tokPath)) {
-      const tokConfigPath = path.join(pathOrDir, 'tokenizer_config.json');
-      tokenizer = HfTextTokenizer.fromFiles(tokPath, existsSync(tokConfigPath) ? tokConfigPath : undefined);
+    // tensor names and shapes are checked against the config here, before anything heavy
+    const weights = openHfWeights(pathOrDir, config);
+    try {
+      const tokPath = path.join(pathOrDir, 'tokenizer.json');
+      let tokenizer: TextTokenizer | undefined;
+      if (existsSync(tokPath)) {
+        const tokConfigPath = path.join(pathOrDir, 'tokenizer_config.json');
+        tokenizer = HfTextTokenizer.fromFiles(tokPath, existsSync(tokConfigPath) ? tokConfigPath : undefined);
+      }
+      return { config, weights, tokenizer };
+    } catch (err) {
+      weights.close();
+      throw err;
     }
-  } else if (pathOrDir.endsWith('.bin')) {
-    ({ config, weights } = loadLlama2cCheckpoint(pathOrDir));
+  }
+  if (pathOrDir.endsWith('.bin')) {
+    const { config, weights } = loadLlama2cCheckpoint(pathOrDir);
     const dir = path.dirname(pathOrDir);
     const tokPath =
       options.tokenizerPath ??
       [`tok${config.vocabSize}.bin`, 'tokenizer.bin'].map((f) => path.join(dir, f)).find((f) => existsSync(f));
-    if (tokPath) tokenizer = new Llama2cTokenizer(tokPath, config.vocabSize);
-  } else {
-    throw new ModelLoadError('expected an HF checkpoint folder or a llama2.c .bin file', { file: pathOrDir });
+    return { config, weights, tokenizer: tokPath ? new Llama2cTokenizer(tokPath, config.vocabSize) : undefined };
   }
-  if (tokenizer && tokenizer.vocabSize > config.vocabSize) {
-    throw new ModelLoadError(
-      `tokenizer has ${tokenizer.vocabSize} ids but the model's vocabulary is ${config.vocabSize}`,
-      { file: pathOrDir },
-    );
-  }
-  const kernel = attention === 'native' ? await loadNativeAttention() : referenceAttention;
-  const transformer = await Transformer.create(config, weights, options);
-  return new Model(config, tokenizer, pathOrDir, attention, transformer, kernel);
+  throw new ModelLoadError('expected an HF checkpoint folder or a llama2.c .bin file', { file: pathOrDir });
 }

@@ -18,6 +18,8 @@ const DTYPE_BYTES: Record<string, number> = {
   BOOL: 1,
 };
 const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16']);
+/** F16 / BF16 tensors are read in pieces of this many bytes (the scratch buffer's size). */
+const CHUNK_BYTES = 8 * 1024 * 1024;
 // A header is JSON of a few hundred bytes per tensor; anything near this size is a corrupt length field.
 const MAX_HEADER_BYTES = 100 * 1024 * 1024;
 
@@ -40,6 +42,7 @@ export class SafetensorsFile {
   readonly metadata: Record<string, string> | undefined;
   private fd: number;
   private dataStart: number;
+  private scratch: Uint16Array | undefined;
 
   constructor(path: string) {
     this.path = path;
@@ -89,6 +92,41 @@ export class SafetensorsFile {
 
   /** Reads a float tensor (F32, F16 or BF16) as float32. */
   readFloat32(name: string): { data: Float32Array; shape: number[] } {
+    const info = this.floatInfo(name);
+    const data = new Float32Array(info.shape.reduce((a, b) => a * b, 1));
+    this.readFloat32Into(name, data);
+    return { data, shape: info.shape };
+  }
+
+  /**
+   * Reads a float tensor (F32, F16 or BF16) widened to fp32 into `dst` (exactly its element count). F16 and BF16
+   * pass through one scratch buffer reused across calls, so no copy of the stored bytes outlives the call. Returns
+   * the index of the first non-finite element, or -1: the check rides along the widening pass.
+   */
+  readFloat32Into(name: string, dst: Float32Array): number {
+    const info = this.floatInfo(name);
+    const count = (info.end - info.begin) / DTYPE_BYTES[info.dtype];
+    if (dst.length !== count) throw new RangeError(`dst: ${dst.length} elements for a tensor of ${count}`);
+    const start = this.dataStart + info.begin;
+    if (info.dtype === 'F32') {
+      this.readBytes(name, new Uint8Array(dst.buffer, dst.byteOffset, dst.byteLength), start);
+      return firstNonFinite(dst);
+    }
+    const chunk = CHUNK_BYTES / 2;
+    this.scratch ??= new Uint16Array(chunk);
+    let invalid = false;
+    for (let at = 0; at < count; at += chunk) {
+      const n = Math.min(chunk, count - at);
+      const src = this.scratch.subarray(0, n);
+      this.readBytes(name, new Uint8Array(src.buffer, 0, 2 * n), start + 2 * at);
+      const out = dst.subarray(at, at + n);
+      if (info.dtype === 'F16') float16BitsToFloat32Array(src, out);
+      else if (!bf16ToFloat32(src, out)) invalid = true;
+    }
+    return info.dtype === 'F16' || invalid ? firstNonFinite(dst) : -1;
+  }
+
+  private floatInfo(name: string): TensorInfo {
     const info = this.tensors.get(name);
     if (!info) throw new ModelLoadError('tensor not found', { file: this.path, tensor: name });
     if (!FLOAT_DTYPES.has(info.dtype)) {
@@ -97,26 +135,23 @@ export class SafetensorsFile {
         tensor: name,
       });
     }
-    const bytes = info.end - info.begin;
-    const buf = new ArrayBuffer(bytes);
-    const view = new Uint8Array(buf);
+    return info;
+  }
+
+  private readBytes(name: string, view: Uint8Array, position: number): void {
     let done = 0;
-    while (done < bytes) {
+    while (done < view.length) {
       // readSync moves at most ~2 GiB per call
-      const n = readSync(this.fd, view, done, Math.min(bytes - done, 1 << 30), this.dataStart + info.begin + done);
+      const n = readSync(this.fd, view, done, Math.min(view.length - done, 1 << 30), position + done);
       if (n <= 0) throw new ModelLoadError('unexpected end of file', { file: this.path, tensor: name });
       done += n;
     }
-    let data: Float32Array;
-    if (info.dtype === 'F32') data = new Float32Array(buf);
-    else if (info.dtype === 'F16') data = float16BitsToFloat32Array(new Uint16Array(buf));
-    else data = bf16ToFloat32Array(new Uint16Array(buf));
-    return { data, shape: info.shape };
   }
 
   close(): void {
     if (this.fd >= 0) closeSync(this.fd);
     this.fd = -1;
+    this.scratch = undefined;
   }
 }
 
@@ -147,9 +182,23 @@ function validateEntry(file: string, name: string, raw: unknown, dataBytes: numb
   return { dtype, shape: shape as number[], begin, end };
 }
 
-/** bf16 is the top half of an fp32: widening is a shift. */
-function bf16ToFloat32Array(src: Uint16Array, dst = new Float32Array(src.length)): Float32Array {
+/**
+ * bf16 is the top half of an fp32: widening is a shift. Returns false if some value is non-finite (exponent all ones:
+ * adding 0x80 to it carries into bit 15), tracked without a branch.
+ */
+function bf16ToFloat32(src: Uint16Array, dst: Float32Array): boolean {
   const bits = new Uint32Array(dst.buffer, dst.byteOffset, dst.length);
-  for (let i = 0; i < src.length; i++) bits[i] = src[i] << 16;
-  return dst;
+  let carry = 0;
+  for (let i = 0; i < src.length; i++) {
+    const b = src[i];
+    bits[i] = b << 16;
+    carry |= (b & 0x7f80) + 0x80;
+  }
+  return (carry & 0x8000) === 0;
+}
+
+/** Index of the first NaN or ±Infinity in `data`, or -1. */
+function firstNonFinite(data: Float32Array): number {
+  for (let i = 0; i < data.length; i++) if (!Number.isFinite(data[i])) return i;
+  return -1;
 }

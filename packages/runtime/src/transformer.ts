@@ -3,8 +3,8 @@ import type { AttentionKernel, HeadCache } from './attention.js';
 import type { ModelConfig } from './config.js';
 import { ropeInverseFrequencies } from './config.js';
 import { DisposedError } from './errors.js';
-import { buildGraphs, ropeTables, type WeightFormat } from './graphs.js';
-import type { ModelWeights } from './weights.js';
+import { graphBuilders, ropeTables, type WeightFormat } from './graphs.js';
+import type { ModelWeights, StreamedWeights } from './weights.js';
 
 /** What the forward pass needs from a KV cache (a subset of `@semanticache/kv-cache`'s KVCache). */
 export interface ForwardCache {
@@ -74,18 +74,40 @@ export class Transformer {
     if (weightFormat !== 'float32' && weightFormat !== 'int8' && weightFormat !== 'int4') {
       throw new TypeError(`weightFormat: expected 'float32', 'int8' or 'int4', got ${String(weightFormat)}`);
     }
-    const graphs = buildGraphs(config, weights, {
+    const build = graphBuilders(config, weights, {
       fuse: options.fuseLayers ?? true,
       weightFormat,
       quantizedActivations: options.quantizedActivations,
     });
-    const create = (bytes: Uint8Array) => ort.InferenceSession.create(bytes, sessionOptions);
-    const first = await create(graphs.first);
-    const mid: MidSessions[] = [];
-    for (const g of graphs.mid) {
-      mid.push(g instanceof Uint8Array ? await create(g) : { post: await create(g.post), pre: await create(g.pre) });
+    // One graph at a time: build it, let a streamed source recycle the weights it read, hand the bytes to ORT. The
+    // model's fp32 weights and graph bytes never exist all at once.
+    const release = () => (weights as Partial<StreamedWeights>).release?.();
+    const sessions: ort.InferenceSession[] = [];
+    const create = async (bytes: Uint8Array) => {
+      const session = await ort.InferenceSession.create(bytes, sessionOptions);
+      sessions.push(session);
+      return session;
+    };
+    try {
+      const first = await create(build.first());
+      // the head right after: a tied head is the embedding the first graph just read
+      const headBytes = build.head();
+      release();
+      const head = await create(headBytes);
+      const mid: MidSessions[] = [];
+      for (let l = 1; l < config.numLayers; l++) {
+        const g = build.mid(l);
+        release();
+        mid.push(g instanceof Uint8Array ? await create(g) : { post: await create(g.post), pre: await create(g.pre) });
+      }
+      const lastBytes = build.last();
+      release();
+      return new Transformer(config, first, mid, await create(lastBytes), head);
+    } catch (err) {
+      // a tensor that fails to read (non-finite, truncated) stops the load: free what was created
+      for (const s of sessions) await s.release();
+      throw err;
     }
-    return new Transformer(config, first, mid, await create(graphs.last), await create(graphs.head));
   }
 
   /**

@@ -110,7 +110,8 @@ class TensorSource {
     return this.where.get(name)?.tensors.get(name)?.shape;
   }
 
-  read(name: string, shape: number[]): Float32Array {
+  /** Reads `name`, which must have `shape`, widened to fp32 into `dst` (exactly its size); rejects non-finite values. */
+  readInto(name: string, shape: number[], dst: Float32Array): void {
     const file = this.where.get(name);
     if (!file)
       throw new ModelLoadError('tensor not found in the checkpoint', {
@@ -127,13 +128,8 @@ class TensorSource {
         },
       );
     }
-    const { data } = file.readFloat32(name);
-    for (let i = 0; i < data.length; i++) {
-      if (!Number.isFinite(data[i])) {
-        throw new ModelLoadError(`non-finite value at element ${i}`, { file: file.path, tensor: name });
-      }
-    }
-    return data;
+    const bad = file.readFloat32Into(name, dst);
+    if (bad >= 0) throw new ModelLoadError(`non-finite value at element ${bad}`, { file: file.path, tensor: name });
   }
 
   close(): void {
@@ -299,47 +295,180 @@ function checkAgainstConfig(src: TensorSource, config: ModelConfig): void {
   );
 }
 
-/** Loads the weights of an HF Llama / Mistral / Qwen2 checkpoint folder as fp32. */
-export function loadHfWeights(dir: string, config: ModelConfig): ModelWeights {
+/** Arrays up to this many elements (any layer's tensors) are recycled by {@link StreamedWeights.release}. */
+const RECYCLED_MAX = 64 * 1024 * 1024;
+
+const elements = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+
+/**
+ * A checkpoint's weights read on demand: each tensor is read (and widened to fp32) when a field is first touched and
+ * kept until `release()`, which recycles the arrays for the next tensors of the same size. A loader that builds one
+ * graph at a time and releases after each holds one graph's fp32 weights in JS, never the whole model's.
+ */
+export interface StreamedWeights extends ModelWeights {
+  /** Drops every tensor read so far; arrays handed out before may be overwritten by later reads. */
+  release(): void;
+  close(): void;
+}
+
+class HfStreamedWeights implements StreamedWeights {
+  readonly layers: LayerWeights[];
+  private held = new Map<string, Float32Array>();
+  private spare = new Map<number, Float32Array[]>();
+
+  constructor(
+    private src: TensorSource,
+    private config: ModelConfig,
+  ) {
+    this.layers = Array.from({ length: config.numLayers }, (_, l) => this.layer(l));
+  }
+
+  get embed(): Float32Array {
+    return this.tensor('model.embed_tokens.weight', [this.config.vocabSize, this.config.hiddenSize]);
+  }
+
+  get finalNorm(): Float32Array {
+    return this.tensor('model.norm.weight', [this.config.hiddenSize]);
+  }
+
+  // Some tied checkpoints still store lm_head.weight; the config decides.
+  get lmHead(): Float32Array {
+    const { tieWordEmbeddings, vocabSize: V, hiddenSize: h } = this.config;
+    return tieWordEmbeddings ? this.embed : this.tensor('lm_head.weight', [V, h]);
+  }
+
+  release(): void {
+    for (const t of this.held.values()) {
+      if (t.length > RECYCLED_MAX) continue;
+      const list = this.spare.get(t.length);
+      if (list) list.push(t);
+      else this.spare.set(t.length, [t]);
+    }
+    this.held.clear();
+  }
+
+  close(): void {
+    this.held.clear();
+    this.spare.clear();
+    this.src.close();
+  }
+
+  /** The tensors `parts` (name, shape) stacked row-wise into one array, read straight into their rows. */
+  private stacked(key: string, parts: [string, number[]][]): Float32Array {
+    let t = this.held.get(key);
+    if (!t) {
+      const length = parts.reduce((n, [, shape]) => n + elements(shape), 0);
+      t = this.spare.get(length)?.pop() ?? new Float32Array(length);
+      let at = 0;
+      for (const [name, shape] of parts) {
+        const n = elements(shape);
+        this.src.readInto(name, shape, t.subarray(at, at + n));
+        at += n;
+      }
+      this.held.set(key, t);
+    }
+    return t;
+  }
+
+  private tensor(name: string, shape: number[]): Float32Array {
+    return this.stacked(name, [[name, shape]]);
+  }
+
+  private layer(l: number): LayerWeights {
+    const { hiddenSize: h, numHeads: H, numKvHeads: Hkv, headDim: d, intermediateSize: I } = this.config;
+    const { qkvBias, oBias, mlpBias } = this.config;
+    const p = `model.layers.${l}.`;
+    const qkv = (kind: 'weight' | 'bias') =>
+      (
+        [
+          ['q', H * d],
+          ['k', Hkv * d],
+          ['v', Hkv * d],
+        ] as const
+      ).map(([proj, rows]): [string, number[]] => [
+        `${p}self_attn.${proj}_proj.${kind}`,
+        kind === 'weight' ? [rows, h] : [rows],
+      ]);
+    const self = this;
+    return {
+      get inputNorm() {
+        return self.tensor(`${p}input_layernorm.weight`, [h]);
+      },
+      get qkv() {
+        return self.stacked(`${p}qkv.weight`, qkv('weight'));
+      },
+      get qkvBias() {
+        return qkvBias ? self.stacked(`${p}qkv.bias`, qkv('bias')) : undefined;
+      },
+      get o() {
+        return self.tensor(`${p}self_attn.o_proj.weight`, [h, H * d]);
+      },
+      get oBias() {
+        return oBias ? self.tensor(`${p}self_attn.o_proj.bias`, [h]) : undefined;
+      },
+      get postNorm() {
+        return self.tensor(`${p}post_attention_layernorm.weight`, [h]);
+      },
+      get gateUp() {
+        return self.stacked(`${p}gate_up.weight`, [
+          [`${p}mlp.gate_proj.weight`, [I, h]],
+          [`${p}mlp.up_proj.weight`, [I, h]],
+        ]);
+      },
+      get gateUpBias() {
+        return mlpBias
+          ? self.stacked(`${p}gate_up.bias`, [
+              [`${p}mlp.gate_proj.bias`, [I]],
+              [`${p}mlp.up_proj.bias`, [I]],
+            ])
+          : undefined;
+      },
+      get down() {
+        return self.tensor(`${p}mlp.down_proj.weight`, [h, I]);
+      },
+      get downBias() {
+        return mlpBias ? self.tensor(`${p}mlp.down_proj.bias`, [h]) : undefined;
+      },
+    };
+  }
+}
+
+/**
+ * Opens an HF Llama / Mistral / Qwen2 checkpoint folder for streaming: the tensor names and shapes are checked
+ * against the config here (no data read); the tensors are read, widened to fp32 and checked for non-finite values as
+ * they are touched.
+ */
+export function openHfWeights(dir: string, config: ModelConfig): StreamedWeights {
   const src = new TensorSource(dir);
   try {
     checkAgainstConfig(src, config);
-    const { hiddenSize: h, numHeads: H, numKvHeads: Hkv, headDim: d, intermediateSize: I, vocabSize: V } = config;
-    const optional = (name: string, shape: number[], wanted: boolean) => (wanted ? src.read(name, shape) : undefined);
-    const layers: LayerWeights[] = [];
-    for (let l = 0; l < config.numLayers; l++) {
-      const p = `model.layers.${l}.`;
-      const qkvBias = config.qkvBias
-        ? concatRows([
-            src.read(`${p}self_attn.q_proj.bias`, [H * d]),
-            src.read(`${p}self_attn.k_proj.bias`, [Hkv * d]),
-            src.read(`${p}self_attn.v_proj.bias`, [Hkv * d]),
-          ])
-        : undefined;
-      const gateBias = optional(`${p}mlp.gate_proj.bias`, [I], config.mlpBias);
-      const upBias = optional(`${p}mlp.up_proj.bias`, [I], config.mlpBias);
-      layers.push({
-        inputNorm: src.read(`${p}input_layernorm.weight`, [h]),
-        qkv: concatRows([
-          src.read(`${p}self_attn.q_proj.weight`, [H * d, h]),
-          src.read(`${p}self_attn.k_proj.weight`, [Hkv * d, h]),
-          src.read(`${p}self_attn.v_proj.weight`, [Hkv * d, h]),
-        ]),
-        qkvBias,
-        o: src.read(`${p}self_attn.o_proj.weight`, [h, H * d]),
-        oBias: optional(`${p}self_attn.o_proj.bias`, [h], config.oBias),
-        postNorm: src.read(`${p}post_attention_layernorm.weight`, [h]),
-        gateUp: concatRows([src.read(`${p}mlp.gate_proj.weight`, [I, h]), src.read(`${p}mlp.up_proj.weight`, [I, h])]),
-        gateUpBias: gateBias && upBias ? concatRows([gateBias, upBias]) : undefined,
-        down: src.read(`${p}mlp.down_proj.weight`, [h, I]),
-        downBias: optional(`${p}mlp.down_proj.bias`, [h], config.mlpBias),
-      });
-    }
-    const embed = src.read('model.embed_tokens.weight', [V, h]);
-    // Some tied checkpoints still store lm_head.weight; the config decides.
-    const lmHead = config.tieWordEmbeddings ? embed : src.read('lm_head.weight', [V, h]);
-    return { embed, layers, finalNorm: src.read('model.norm.weight', [h]), lmHead };
-  } finally {
+  } catch (err) {
     src.close();
+    throw err;
+  }
+  return new HfStreamedWeights(src, config);
+}
+
+/** Loads the weights of an HF Llama / Mistral / Qwen2 checkpoint folder as fp32, all at once. */
+export function loadHfWeights(dir: string, config: ModelConfig): ModelWeights {
+  const weights = openHfWeights(dir, config);
+  try {
+    const layers = weights.layers.map(
+      (l): LayerWeights => ({
+        inputNorm: l.inputNorm,
+        qkv: l.qkv,
+        qkvBias: l.qkvBias,
+        o: l.o,
+        oBias: l.oBias,
+        postNorm: l.postNorm,
+        gateUp: l.gateUp,
+        gateUpBias: l.gateUpBias,
+        down: l.down,
+        downBias: l.downBias,
+      }),
+    );
+    return { embed: weights.embed, layers, finalNorm: weights.finalNorm, lmHead: weights.lmHead };
+  } finally {
+    weights.close();
   }
 }
