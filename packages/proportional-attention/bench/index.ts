@@ -90,6 +90,7 @@ function plainDecode(q: Float32Array, heads: HeadCache[], H: number, d: number, 
 const shapes = [
   { name: 'demo 6q/6kv×64', H: 6, Hkv: 6, d: 64 },
   { name: 'llama3-8b 32q/8kv×128', H: 32, Hkv: 8, d: 128 },
+  { name: 'qwen2.5-0.5b 14q/2kv×64', H: 14, Hkv: 2, d: 64 },
 ];
 const lengths = quick ? [1024, 4096, 16384] : [1024, 4096, 16384, 65536];
 const threads = getThreads();

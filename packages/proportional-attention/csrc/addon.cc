@@ -39,6 +39,16 @@ bool cpuHasAvx2() {
 #endif
 }
 
+// __builtin_cpu_supports also checks that the OS saves the 512-bit state.
+bool cpuHasAvx512() {
+#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
+  if (!pa::avx512Compiled() || !cpuHasAvx2()) return false;
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+#else
+  return false;
+#endif
+}
+
 // Process-wide state shared by every Node environment (worker threads included).
 struct Globals {
   std::mutex mutex;  // held by the call using the pool; guards its replacement
@@ -46,6 +56,13 @@ struct Globals {
   std::atomic<int> threads{1};
   std::atomic<const KernelTable*> table{&pa::kScalarTable};
   bool hasAvx2 = false;
+  bool hasAvx512 = false;
+  // The best table this CPU runs, capped by a level name: 'avx512' (or 'auto'), 'avx2', 'scalar'.
+  const KernelTable* bestUpTo(const std::string& level) const {
+    if (level == "scalar") return &pa::kScalarTable;
+    if (hasAvx512 && level != "avx2") return &pa::kAvx512Table;
+    return hasAvx2 ? &pa::kAvx2Table : &pa::kScalarTable;
+  }
 };
 
 Globals& globals() {
@@ -53,9 +70,9 @@ Globals& globals() {
   static Globals* g = [] {
     auto* state = new Globals();
     state->hasAvx2 = cpuHasAvx2();
+    state->hasAvx512 = cpuHasAvx512();
     const char* simd = std::getenv("SEMANTICACHE_ATTENTION_SIMD");
-    const bool forceScalar = simd != nullptr && std::string(simd) == "scalar";
-    state->table.store(state->hasAvx2 && !forceScalar ? &pa::kAvx2Table : &pa::kScalarTable);
+    state->table.store(state->bestUpTo(simd != nullptr ? simd : "auto"));
     int threads = std::min<int>(2, std::max<unsigned>(1, std::thread::hardware_concurrency()));
     if (const char* env = std::getenv("SEMANTICACHE_ATTENTION_THREADS")) {
       const int requested = std::atoi(env);
@@ -353,24 +370,26 @@ Napi::Value SimdLevel(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), globals().table.load()->name);
 }
 
-// setSimdLevel('auto' | 'avx2' | 'scalar')
+// setSimdLevel('auto' | 'avx512' | 'avx2' | 'scalar')
 Napi::Value SetSimdLevel(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "level must be 'auto', 'avx2' or 'scalar'");
+  const char* expected = "level must be 'auto', 'avx512', 'avx2' or 'scalar'";
+  if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, expected);
   const std::string level = info[0].As<Napi::String>().Utf8Value();
   Globals& g = globals();
-  if (level == "scalar") {
-    g.table.store(&pa::kScalarTable);
-  } else if (level == "avx2" || level == "auto") {
-    if (level == "avx2" && !g.hasAvx2) throw Napi::RangeError::New(env, "level 'avx2' is not supported by this CPU or build");
-    g.table.store(g.hasAvx2 ? &pa::kAvx2Table : &pa::kScalarTable);
-  } else {
-    throw Napi::RangeError::New(env, "level must be 'auto', 'avx2' or 'scalar', got '" + level + "'");
-  }
+  if (level != "auto" && level != "avx512" && level != "avx2" && level != "scalar")
+    throw Napi::RangeError::New(env, std::string(expected) + ", got '" + level + "'");
+  if ((level == "avx512" && !g.hasAvx512) || (level == "avx2" && !g.hasAvx2))
+    throw Napi::RangeError::New(env, "level '" + level + "' is not supported by this CPU or build");
+  g.table.store(g.bestUpTo(level));
   return Napi::String::New(env, g.table.load()->name);
 }
 
 Napi::Value SupportsAvx2(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), globals().hasAvx2); }
+
+Napi::Value SupportsAvx512(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), globals().hasAvx512);
+}
 
 // bandwidthProbe(megabytes, repeats): best-of-repeats read bandwidth (a vector sum split over the pool, the access
 // pattern of decode attention) and copy bandwidth (memcpy, bytes read + written), in GB/s.
@@ -433,6 +452,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("simdLevel", Napi::Function::New(env, SimdLevel));
   exports.Set("setSimdLevel", Napi::Function::New(env, SetSimdLevel));
   exports.Set("supportsAvx2", Napi::Function::New(env, SupportsAvx2));
+  exports.Set("supportsAvx512", Napi::Function::New(env, SupportsAvx512));
   exports.Set("bandwidthProbe", Napi::Function::New(env, BandwidthProbe));
   return exports;
 }

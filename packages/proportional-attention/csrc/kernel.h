@@ -1,5 +1,5 @@
-// Shared declarations of the attention kernels. The hot loops live in kernel_impl.h, compiled twice (scalar and
-// AVX2/FMA/F16C); the addon picks one table at run time.
+// Shared declarations of the attention kernels. The hot loops live in kernel_impl.h, compiled three times (scalar,
+// AVX2/FMA/F16C, AVX-512); the addon picks one table at run time.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -70,6 +70,8 @@ struct KernelTable {
 
 extern const KernelTable kScalarTable;
 extern const KernelTable kAvx2Table;
+extern const KernelTable kAvx512Table;
 bool avx2Compiled();
+bool avx512Compiled();
 
 }  // namespace pa

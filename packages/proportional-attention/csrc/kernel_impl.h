@@ -1,6 +1,7 @@
-// Attention hot loops. Included once per instruction set inside its own namespace: PA_AVX2 selects the
-// AVX2/FMA/F16C micro-kernels, otherwise portable loops (auto-vectorised for the baseline ISA).
-// Only plain loops and intrinsics here: no std templates, so nothing compiled for AVX2 can leak into shared symbols.
+// Attention hot loops. Included once per instruction set inside its own namespace: PA_AVX512 selects the AVX-512
+// micro-kernels, PA_AVX2 the AVX2/FMA/F16C ones, otherwise portable loops (auto-vectorised for the baseline ISA).
+// Only plain loops and intrinsics here: no std templates, so nothing compiled for AVX2 or AVX-512 can leak into shared
+// symbols.
 
 static inline float halfToFloatScalar(uint16_t h) {
   uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
@@ -26,7 +27,296 @@ static inline float maxf(float a, float b) { return a > b ? a : b; }
 // Max that keeps a NaN from either side (maxf keeps only b's): a running max that has seen a NaN stays NaN.
 static inline float maxKeepNaN(float a, float b) { return a > b || a != a ? a : b; }
 
-#ifdef PA_AVX2
+#if defined(PA_AVX512)
+
+static inline __m512 exp512(__m512 x) {
+  // The AVX2 exp256 on 16 lanes, step for step: both tables give the same bits.
+  const __m512 hi = _mm512_set1_ps(88.3762626647949f);
+  const __m512 lo = _mm512_set1_ps(-88.3762626647949f);
+  x = _mm512_min_ps(hi, _mm512_max_ps(lo, x));  // operand order keeps NaN flowing through
+  __m512 fx = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
+  x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), x);
+  __m512 y = _mm512_set1_ps(1.9875691500e-4f);
+  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.3981999507e-3f));
+  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(8.3334519073e-3f));
+  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(4.1665795894e-2f));
+  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.6666665459e-1f));
+  y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(5.0000001201e-1f));
+  y = _mm512_fmadd_ps(y, _mm512_mul_ps(x, x), _mm512_add_ps(x, _mm512_set1_ps(1.0f)));
+  __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(fx), _mm512_set1_epi32(127)), 23);
+  return _mm512_mul_ps(y, _mm512_castsi512_ps(e));
+}
+
+// Lanes [0, n) of a 16-lane block, n < 16: tails are masked loads and stores, which never touch memory past n.
+static inline __mmask16 firstLanes(int n) { return static_cast<__mmask16>((1u << n) - 1u); }
+
+// Rows a few tiles ahead go to L2 a few lines per block of work: spread over the compute, the requests keep memory
+// busy while the core works. Measured on every decode shape of the bench, fp16 and fp32: beats a burst per tile (which
+// fills the core's miss buffers, then leaves memory idle while it computes) and no prefetch at all.
+static constexpr bool kInterleavedPrefetch = true;
+static inline void prefetchLines(const char* p, int bytes) {
+  for (int b = 0; b < bytes; b += 64) _mm_prefetch(p + b, _MM_HINT_T1);
+}
+
+// Key and value rows are read as stored: fp32, or fp16 converted inside the load.
+static inline __m512 load16(const float* x) { return _mm512_loadu_ps(x); }
+static inline __m512 load16(const uint16_t* x) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x)));
+}
+static inline __m512 load16(const float* x, __mmask16 m) { return _mm512_maskz_loadu_ps(m, x); }
+static inline __m512 load16(const uint16_t* x, __mmask16 m) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, x)); }
+
+// Columns [c, c + 16) of a row, or only the lanes of m when Tail.
+template <bool Tail, typename T>
+static inline __m512 loadColumns(const T* x, __mmask16 m) {
+  return Tail ? load16(x, m) : load16(x);
+}
+
+// Sixteen horizontal sums in one register: lane 4i + j of the result is the sum of a[i + 4j]. Four rounds of
+// shuffle-and-add (30 shuffles) instead of a reduction per accumulator.
+static inline __m512 hsum16x512(const __m512* a) {
+  __m512 b[8], c[4], e[2];
+  for (int i = 0; i < 8; ++i)
+    b[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0x44),
+                         _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0xee));
+  for (int i = 0; i < 4; ++i)
+    c[i] = _mm512_add_ps(_mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], 0x88),
+                         _mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], 0xdd));
+  for (int i = 0; i < 2; ++i)
+    e[i] = _mm512_add_ps(_mm512_shuffle_ps(c[2 * i], c[2 * i + 1], 0x44),
+                         _mm512_shuffle_ps(c[2 * i], c[2 * i + 1], 0xee));
+  return _mm512_add_ps(_mm512_shuffle_ps(e[0], e[1], 0x88), _mm512_shuffle_ps(e[0], e[1], 0xdd));
+}
+
+// Accumulator of query i and key j in a Q × K block: lane i·K + j of hsum16x512's result.
+template <int K>
+static constexpr int dotSlot(int i, int j) {
+  return (i * K + j) / 4 + 4 * ((i * K + j) % 4);
+}
+
+// One 16-column chunk of a Q × K block; with `ahead`, the K rows' line of this chunk in the tile kPrefetchTiles on.
+template <int Q, int K, bool Tail, typename E>
+static inline void dotStep(const float* const* q, const E* k, const char* ahead, int d, int c, __mmask16 m,
+                           __m512* acc) {
+  const int64_t columnByte = static_cast<int64_t>(c) * sizeof(E);
+  if (ahead != nullptr && columnByte % 64 == 0)
+    for (int j = 0; j < K; ++j)
+      _mm_prefetch(ahead + j * d * static_cast<int64_t>(sizeof(E)) + columnByte, _MM_HINT_T1);
+  __m512 qv[Q];
+  for (int i = 0; i < Q; ++i) qv[i] = loadColumns<Tail>(q[i] + c, m);
+  for (int j = 0; j < K; ++j) {
+    const __m512 kv = loadColumns<Tail>(k + static_cast<int64_t>(j) * d + c, m);
+    for (int i = 0; i < Q; ++i) acc[dotSlot<K>(i, j)] = _mm512_fmadd_ps(qv[i], kv, acc[dotSlot<K>(i, j)]);
+  }
+}
+
+// rows[i][j] = q_i · k_j for a block of Q queries × K keys (Q·K ≤ 16): up to 16 accumulators hide the FMA latency,
+// each key chunk is converted once for the Q queries, one hsum16x512 finishes all the dots.
+template <int Q, int K, typename E>
+static inline void dotBlock(const float* const* q, const E* k, const char* ahead, int d, float* const* rows) {
+  static_assert(Q * K <= 16, "one hsum16x512 per block");  // unused accumulators stay zero
+  __m512 acc[16];
+  for (int i = 0; i < 16; ++i) acc[i] = _mm512_setzero_ps();
+  int c = 0;
+  for (; c + 16 <= d; c += 16) dotStep<Q, K, false>(q, k, ahead, d, c, 0, acc);
+  if (c < d) dotStep<Q, K, true>(q, k, ahead, d, c, firstLanes(d - c), acc);
+  alignas(64) float sums[16];
+  _mm512_store_ps(sums, hsum16x512(acc));
+  for (int i = 0; i < Q; ++i)
+    for (int j = 0; j < K; ++j) rows[i][j] = sums[i * K + j];
+}
+
+template <typename E>
+static inline float dot1x1(const float* q, const E* k, int d) {
+  __m512 a = _mm512_setzero_ps();
+  int c = 0;
+  for (; c + 16 <= d; c += 16) a = _mm512_fmadd_ps(load16(q + c), load16(k + c), a);
+  if (c < d) a = _mm512_fmadd_ps(load16(q + c, firstLanes(d - c)), load16(k + c, firstLanes(d - c)), a);
+  return _mm512_reduce_add_ps(a);
+}
+
+// Q ≤ 8 queries (listed by `active`) against the nt keys of a tile: Q × K blocks of at most 16 dots, single dots for
+// the last keys. With `ahead`, the blocks also ask for their rows of the tile kPrefetchTiles on, a line per chunk.
+template <int Q, typename E>
+static inline void dotRows(const float* const* queries, const int* active, const E* keys, const char* ahead, int nt,
+                           int d, float* scores) {
+  constexpr int K = Q > 4 ? 2 : Q == 3 ? 4 : 16 / Q;
+  const int rowBytes = d * static_cast<int>(sizeof(E));
+  const float* q[Q];
+  float* rows[Q];
+  for (int i = 0; i < Q; ++i) {
+    q[i] = queries[active[i]];
+    rows[i] = scores + active[i] * kTile;
+  }
+  int j = 0;
+  for (; j + K <= nt; j += K) {
+    float* at[Q];
+    for (int i = 0; i < Q; ++i) at[i] = rows[i] + j;
+    dotBlock<Q, K>(q, keys + static_cast<int64_t>(j) * d, ahead != nullptr ? ahead + j * rowBytes : nullptr, d, at);
+  }
+  for (; j < nt; ++j) {
+    if (ahead != nullptr) prefetchLines(ahead + j * rowBytes, rowBytes);
+    for (int i = 0; i < Q; ++i) rows[i][j] = dot1x1(q[i], keys + static_cast<int64_t>(j) * d, d);
+  }
+}
+
+// scores[r * kTile + j] = q_r · k_j for the queries in `active` and j < nt, up to 8 queries per pass over the key
+// tile (each key chunk converted once per pass: a GQA group of 5–8 takes one pass). The first pass prefetches.
+template <typename E>
+static inline void tileDots(const float* const* queries, const int* active, int activeCount, const E* keys,
+                            const char* ahead, int nt, int d, float* scores) {
+  for (int a = 0; a < activeCount; a += 8, ahead = nullptr) {
+    const int* set = active + a;
+    switch (activeCount - a < 8 ? activeCount - a : 8) {
+      case 8: dotRows<8>(queries, set, keys, ahead, nt, d, scores); break;
+      case 7: dotRows<7>(queries, set, keys, ahead, nt, d, scores); break;
+      case 6: dotRows<6>(queries, set, keys, ahead, nt, d, scores); break;
+      case 5: dotRows<5>(queries, set, keys, ahead, nt, d, scores); break;
+      case 4: dotRows<4>(queries, set, keys, ahead, nt, d, scores); break;
+      case 3: dotRows<3>(queries, set, keys, ahead, nt, d, scores); break;
+      case 2: dotRows<2>(queries, set, keys, ahead, nt, d, scores); break;
+      default: dotRows<1>(queries, set, keys, ahead, nt, d, scores); break;
+    }
+  }
+}
+
+// acc_i[c .. c + 16C) += Σ_j p_i[j] · v[j][c .. c + 16C) for Q queries: each value chunk is converted once and feeds
+// Q·C accumulators. With `ahead`, each row first asks for the same columns of the row kPrefetchTiles tiles on.
+template <int Q, int C, bool Tail, typename V>
+static inline void accumulateColumns(float* const* acc, const float* const* p, const V* v, const char* ahead, int n,
+                                     int d, int c, __mmask16 m) {
+  __m512 a[Q][C];
+  for (int i = 0; i < Q; ++i)
+    for (int u = 0; u < C; ++u)
+      a[i][u] = Tail ? _mm512_maskz_loadu_ps(m, acc[i] + c) : _mm512_loadu_ps(acc[i] + c + 16 * u);
+  const V* row = v + c;
+  const int rowBytes = d * static_cast<int>(sizeof(V));
+  const int columnBytes = 16 * C * static_cast<int>(sizeof(V));
+  if (ahead != nullptr) ahead += c * static_cast<int>(sizeof(V));
+  for (int j = 0; j < n; ++j, row += d) {
+    if (ahead != nullptr) prefetchLines(ahead + j * rowBytes, columnBytes);
+    __m512 x[C];
+    for (int u = 0; u < C; ++u) x[u] = loadColumns<Tail>(row + 16 * u, m);
+    for (int i = 0; i < Q; ++i) {
+      const __m512 w = _mm512_set1_ps(p[i][j]);
+      for (int u = 0; u < C; ++u) a[i][u] = _mm512_fmadd_ps(w, x[u], a[i][u]);
+    }
+  }
+  for (int i = 0; i < Q; ++i)
+    for (int u = 0; u < C; ++u) {
+      if (Tail)
+        _mm512_mask_storeu_ps(acc[i] + c, m, a[i][u]);
+      else
+        _mm512_storeu_ps(acc[i] + c + 16 * u, a[i][u]);
+    }
+}
+
+template <int Q, typename V>
+static inline void accumulateRowsQ(float* const* acc, const float* const* p, const V* v, const char* ahead, int n,
+                                   int d) {
+  // Q·C ≤ 16 accumulators, the widest block that fits the row first.
+  int c = 0;
+  if (Q <= 2)
+    for (; c + 128 <= d; c += 128) accumulateColumns<Q, 8, false>(acc, p, v, ahead, n, d, c, 0);
+  if (Q <= 4)
+    for (; c + 64 <= d; c += 64) accumulateColumns<Q, 4, false>(acc, p, v, ahead, n, d, c, 0);
+  for (; c + 32 <= d; c += 32) accumulateColumns<Q, 2, false>(acc, p, v, ahead, n, d, c, 0);
+  for (; c + 16 <= d; c += 16) accumulateColumns<Q, 1, false>(acc, p, v, ahead, n, d, c, 0);
+  if (c < d) accumulateColumns<Q, 1, true>(acc, p, v, ahead, n, d, c, firstLanes(d - c));
+}
+
+// Queries per pass over a value tile, and the pass: acc_i += Σ_{j<n} p_i[j] · v_j for count ≤ kValueQueries.
+static constexpr int kValueQueries = 8;
+template <typename V>
+static inline void accumulateRowsSet(float* const* acc, const float* const* p, int count, const V* v,
+                                     const char* ahead, int n, int d) {
+  switch (count) {
+    case 8: accumulateRowsQ<8>(acc, p, v, ahead, n, d); break;
+    case 7: accumulateRowsQ<7>(acc, p, v, ahead, n, d); break;
+    case 6: accumulateRowsQ<6>(acc, p, v, ahead, n, d); break;
+    case 5: accumulateRowsQ<5>(acc, p, v, ahead, n, d); break;
+    case 4: accumulateRowsQ<4>(acc, p, v, ahead, n, d); break;
+    case 3: accumulateRowsQ<3>(acc, p, v, ahead, n, d); break;
+    case 2: accumulateRowsQ<2>(acc, p, v, ahead, n, d); break;
+    default: accumulateRowsQ<1>(acc, p, v, ahead, n, d); break;
+  }
+}
+
+static void convertHalfRows(const uint16_t* src, int64_t count, float* dst) {
+  int64_t i = 0;
+  for (; i + 16 <= count; i += 16) _mm512_storeu_ps(dst + i, load16(src + i));
+  if (i < count) {
+    const __mmask16 m = firstLanes(static_cast<int>(count - i));
+    _mm512_mask_storeu_ps(dst + i, m, load16(src + i, m));
+  }
+}
+
+// x[j] = exp(x[j] − shift) for j < n; returns the sum.
+static inline float expShiftSum(float* x, int n, float shift) {
+  const __m512 sv = _mm512_set1_ps(shift);
+  __m512 total = _mm512_setzero_ps();
+  int j = 0;
+  for (; j + 16 <= n; j += 16) {
+    const __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(x + j), sv));
+    _mm512_storeu_ps(x + j, e);
+    total = _mm512_add_ps(total, e);
+  }
+  if (j < n) {
+    const __mmask16 m = firstLanes(n - j);
+    const __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + j), sv));
+    _mm512_mask_storeu_ps(x + j, m, e);
+    total = _mm512_mask_add_ps(total, m, total, e);
+  }
+  return _mm512_reduce_add_ps(total);
+}
+
+static inline float maxOf(const float* x, int n) {
+  __m512 m = _mm512_set1_ps(-INFINITY);
+  int j = 0;
+  for (; j + 16 <= n; j += 16) m = _mm512_max_ps(m, _mm512_loadu_ps(x + j));
+  if (j < n) m = _mm512_mask_max_ps(m, firstLanes(n - j), m, _mm512_maskz_loadu_ps(firstLanes(n - j), x + j));
+  return _mm512_reduce_max_ps(m);
+}
+
+static inline void scaleBiasRow(float* s, const float* bias, int n, float scale) {
+  const __m512 sc = _mm512_set1_ps(scale);
+  int j = 0;
+  for (; j + 16 <= n; j += 16)
+    _mm512_storeu_ps(s + j, _mm512_fmadd_ps(_mm512_loadu_ps(s + j), sc, _mm512_loadu_ps(bias + j)));
+  if (j < n) {
+    const __mmask16 m = firstLanes(n - j);
+    _mm512_mask_storeu_ps(s + j, m,
+                          _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, s + j), sc, _mm512_maskz_loadu_ps(m, bias + j)));
+  }
+}
+
+static inline void scaleRow(float* acc, float alpha, int d) {
+  const __m512 a = _mm512_set1_ps(alpha);
+  int i = 0;
+  for (; i + 16 <= d; i += 16) _mm512_storeu_ps(acc + i, _mm512_mul_ps(_mm512_loadu_ps(acc + i), a));
+  if (i < d) {
+    const __mmask16 m = firstLanes(d - i);
+    _mm512_mask_storeu_ps(acc + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, acc + i), a));
+  }
+}
+
+static double sumArrayImpl(const float* x, int64_t n) {
+  __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    a0 = _mm512_add_ps(a0, _mm512_loadu_ps(x + i));
+    a1 = _mm512_add_ps(a1, _mm512_loadu_ps(x + i + 16));
+    a2 = _mm512_add_ps(a2, _mm512_loadu_ps(x + i + 32));
+    a3 = _mm512_add_ps(a3, _mm512_loadu_ps(x + i + 48));
+  }
+  double s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+  for (; i < n; ++i) s += x[i];
+  return s;
+}
+
+#elif defined(PA_AVX2)
 
 static inline __m256 exp256(__m256 x) {
   // Cephes expf: range reduction by ln2 (two-part constant) and a degree-5 polynomial; ~1 ulp in float.
@@ -490,11 +780,16 @@ static inline const float* tileRows(const void* base, DType dtype, int64_t j0, i
   return scratch;
 }
 
+#ifndef PA_AVX512  // the AVX-512 table has its own blocking and prefetch, above
+
+// These kernels leave prefetching to processTiles (a burst per fp32 tile): no `ahead` rows to request.
+static constexpr bool kInterleavedPrefetch = false;
+
 // scores[r * kTile + j] = q_r · k_j for the queries in `active` (indices into queries) and j < nt: blocks of
 // 4 queries × 2 keys, then 2 × 4, then 1 × 8, so every block keeps 8 accumulators busy.
 template <typename K>
-static inline void tileDots(const float* const* queries, const int* active, int activeCount, const K* keys, int nt,
-                            int d, float* scores) {
+static inline void tileDots(const float* const* queries, const int* active, int activeCount, const K* keys,
+                            const char*, int nt, int d, float* scores) {
   int a = 0;
   for (; a + 4 <= activeCount; a += 4) {
     const float* q4[4] = {queries[active[a]], queries[active[a + 1]], queries[active[a + 2]], queries[active[a + 3]]};
@@ -531,9 +826,23 @@ static inline void tileDots(const float* const* queries, const int* active, int 
   }
 }
 
-// Asks for the fp32 keys and values of the tile at j0 while earlier ones are computed: the hardware prefetchers
-// alone leave a core waiting on DRAM latency between tiles. Measured on the GQA shape: 2 tiles ahead beats 1 and
-// none for fp32; for fp16 it was slower on both machines measured, so fp16 rows are left to the hardware.
+// Queries per pass over a value tile, and the pass: acc_i += Σ_{j<n} p_i[j] · v_j for count ≤ kValueQueries.
+static constexpr int kValueQueries = 2;
+template <typename V>
+static inline void accumulateRowsSet(float* const* acc, const float* const* p, int count, const V* v, const char*,
+                                     int n, int d) {
+  if (count == 2)
+    accumulateRows2(acc[0], acc[1], p[0], p[1], v, n, d);
+  else
+    accumulateRows(acc[0], p[0], v, n, d);
+}
+
+#endif
+
+// AVX2 and portable kernels: asks for the fp32 keys and values of the tile at j0 while earlier ones are computed: the
+// hardware prefetchers alone leave a core waiting on DRAM latency between tiles. Measured on the GQA shape: 2 tiles
+// ahead beats 1 and none for fp32; for fp16 it was slower on both machines measured, so fp16 rows are left to the
+// hardware. The AVX-512 kernels spread their requests instead (prefetchLines).
 static constexpr int kPrefetchTiles = 2;
 static inline void prefetchTile(const HeadView& h, int64_t j0, int64_t keyEnd, int d) {
 #if defined(__GNUC__) || defined(__clang__)
@@ -564,7 +873,7 @@ struct F32Rows {
   }
 };
 struct F16Rows {
-#ifdef PA_AVX2
+#if defined(PA_AVX2) || defined(PA_AVX512)
   using Element = uint16_t;
   static const uint16_t* tile(const void* base, int64_t j0, int, int d, float*) {
     return static_cast<const uint16_t*>(base) + j0 * d;
@@ -591,10 +900,17 @@ static void processTiles(const Problem& p, int kvHead, int64_t keyBegin, int64_t
     for (int r = 0; r < qs.count; ++r)
       if (qs.keyLimit[r] > j0) active[activeCount++] = r;
     if (activeCount == 0) break;  // no query sees this tile, hence none sees a later one
-    if (p.dtype == DType::F32 && j0 + kPrefetchTiles * kTile < keyEnd)
+    // Rows kPrefetchTiles tiles on, for kernels that request them as they go: none once that tile starts past the
+    // range's end; the rest of a partial tile may be requested too (a prefetch never faults).
+    const bool ahead = kInterleavedPrefetch && j0 + kPrefetchTiles * kTile < keyEnd;
+    const int64_t rowBytes = d * static_cast<int64_t>(p.dtype == DType::F32 ? sizeof(float) : sizeof(uint16_t));
+    const int64_t aheadOffset = (j0 + kPrefetchTiles * kTile) * rowBytes;
+    const char* keysAhead = ahead ? static_cast<const char*>(h.keys) + aheadOffset : nullptr;
+    const char* valuesAhead = ahead ? static_cast<const char*>(h.values) + aheadOffset : nullptr;
+    if (!kInterleavedPrefetch && p.dtype == DType::F32 && j0 + kPrefetchTiles * kTile < keyEnd)
       prefetchTile(h, j0 + kPrefetchTiles * kTile, keyEnd, d);
     const Element* keys = Rows::tile(h.keys, j0, nt, d, s.keyTile);
-    tileDots(qs.queries, active, activeCount, keys, nt, d, s.scores);
+    tileDots(qs.queries, active, activeCount, keys, keysAhead, nt, d, s.scores);
     const Element* values = Rows::tile(h.values, j0, nt, d, s.valueTile);
     const float* bias = h.logSizes + j0;
     // Online softmax: scores → probabilities against the running max, rescaling earlier sums when it moves.
@@ -620,30 +936,35 @@ static void processTiles(const Problem& p, int kvHead, int64_t keyBegin, int64_t
       qs.runSum[r] += tileSum;
       qs.runMax[r] = tileSum == tileSum ? newMax : NAN;
     }
-    // acc += P·V, two queries per pass over the value tile.
-    int a = 0;
-    for (; a + 2 <= activeCount; a += 2) {
-      int r0 = active[a], r1 = active[a + 1];
-      int n0 = visibleInTile(qs.keyLimit[r0], j0, nt), n1 = visibleInTile(qs.keyLimit[r1], j0, nt);
-      if (n0 > n1) {
-        const int tr = r0;
-        r0 = r1;
-        r1 = tr;
-        const int tn = n0;
-        n0 = n1;
-        n1 = tn;
+    // acc += P·V, kValueQueries queries per pass over the value tile (the first pass prefetches). Sorted by visible
+    // keys (they differ in causal prefill): keys [n_{i−1}, n_i) go to the queries i.. of the group, so no query reads
+    // a key it may not see.
+    for (int a = 0; a < activeCount; a += kValueQueries, valuesAhead = nullptr) {
+      const int count = activeCount - a < kValueQueries ? activeCount - a : kValueQueries;
+      int rows[kValueQueries], visible[kValueQueries];
+      for (int i = 0; i < count; ++i) {
+        int k = i;
+        const int r = active[a + i], n = visibleInTile(qs.keyLimit[r], j0, nt);
+        for (; k > 0 && visible[k - 1] > n; --k) {
+          rows[k] = rows[k - 1];
+          visible[k] = visible[k - 1];
+        }
+        rows[k] = r;
+        visible[k] = n;
       }
-      float* acc0 = qs.acc + static_cast<int64_t>(r0) * d;
-      float* acc1 = qs.acc + static_cast<int64_t>(r1) * d;
-      const float* p0 = s.scores + r0 * kTile;
-      const float* p1 = s.scores + r1 * kTile;
-      accumulateRows2(acc0, acc1, p0, p1, values, n0, d);
-      if (n1 > n0) accumulateRows(acc1, p1 + n0, values + static_cast<int64_t>(n0) * d, n1 - n0, d);
-    }
-    if (a < activeCount) {
-      const int r = active[a];
-      accumulateRows(qs.acc + static_cast<int64_t>(r) * d, s.scores + r * kTile, values,
-                     visibleInTile(qs.keyLimit[r], j0, nt), d);
+      float* acc[kValueQueries];
+      const float* probs[kValueQueries];
+      for (int i = 0; i < count; ++i) {
+        acc[i] = qs.acc + static_cast<int64_t>(rows[i]) * d;
+        probs[i] = s.scores + rows[i] * kTile;
+      }
+      for (int i = 0, done = 0; i < count; done = visible[i++]) {
+        if (visible[i] == done) continue;
+        for (int k = i; k < count; ++k) probs[k] = s.scores + rows[k] * kTile + done;
+        const char* rowsAhead = valuesAhead != nullptr ? valuesAhead + done * rowBytes : nullptr;
+        accumulateRowsSet(acc + i, probs + i, count - i, values + static_cast<int64_t>(done) * d, rowsAhead,
+                          visible[i] - done, d);
+      }
     }
   }
 }
@@ -669,7 +990,7 @@ static void accumulateMassImpl(const Problem& p, int kvHead, int64_t keyBegin, i
       if (keyLimit[r] > j0 && finalMax[r] != -INFINITY) active[activeCount++] = r;  // NaN rows give NaN masses
     if (activeCount == 0) continue;
     const float* keys = tileRows(h.keys, p.dtype, j0, nt, d, s.keyTile);
-    tileDots(queries, active, activeCount, keys, nt, d, s.scores);
+    tileDots(queries, active, activeCount, keys, nullptr, nt, d, s.scores);
     const float* bias = h.logSizes + j0;
     for (int a = 0; a < activeCount; ++a) {
       const int r = active[a];

@@ -19,7 +19,7 @@ export {
 } from './reference.js';
 export type { DecodeArgs, HeadCache, PrefillArgs } from './types.js';
 
-export type SimdLevel = 'avx2' | 'scalar';
+export type SimdLevel = 'avx512' | 'avx2' | 'scalar';
 
 interface NativeAddon {
   attention(
@@ -47,6 +47,7 @@ interface NativeAddon {
   simdLevel(): SimdLevel;
   setSimdLevel(level: 'auto' | SimdLevel): SimdLevel;
   supportsAvx2(): boolean;
+  supportsAvx512(): boolean;
   bandwidthProbe(megabytes: number, repeats: number): { readGBps: number; copyGBps: number; threads: number };
 }
 
@@ -228,23 +229,30 @@ export function getThreads(): number {
   return native().getThreads();
 }
 
-/** Instruction set of the active kernels: 'avx2' (AVX2 + FMA + F16C) or 'scalar'. */
+/**
+ * Instruction set of the active kernels: 'avx512' (AVX-512 F/BW/VL), 'avx2' (AVX2 + FMA + F16C) or 'scalar'.
+ */
 export function simdLevel(): SimdLevel {
   return native().simdLevel();
 }
 
 /**
- * Force the portable kernels ('scalar'), require AVX2 ('avx2', RangeError if unsupported), or pick the best
- * ('auto'). The env var SEMANTICACHE_ATTENTION_SIMD=scalar does the same at load time.
+ * Use the best kernels up to a level: 'avx512' or 'avx2' (RangeError if the CPU lacks it), 'scalar' (the portable
+ * loops), or 'auto' (the best this CPU runs). The env var SEMANTICACHE_ATTENTION_SIMD=avx2|scalar does the same at
+ * load time.
  */
 export function setSimdLevel(level: 'auto' | SimdLevel): SimdLevel {
-  if (level !== 'auto' && level !== 'avx2' && level !== 'scalar')
-    throw new RangeError(`level must be 'auto', 'avx2' or 'scalar', got ${String(level)}`);
+  if (level !== 'auto' && level !== 'avx512' && level !== 'avx2' && level !== 'scalar')
+    throw new RangeError(`level must be 'auto', 'avx512', 'avx2' or 'scalar', got ${String(level)}`);
   return native().setSimdLevel(level);
 }
 
 export function supportsAvx2(): boolean {
   return native().supportsAvx2();
+}
+
+export function supportsAvx512(): boolean {
+  return native().supportsAvx512();
 }
 
 /**

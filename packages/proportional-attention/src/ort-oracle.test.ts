@@ -101,7 +101,7 @@ restoreKernelSettingsAfterAll();
 
 describe.each(SIMD_LEVELS)('ORT MultiHeadAttention oracle (%s)', (level) => {
   it('decode agrees on equal-length heads, MHA and GQA, fp32 and fp16', async () => {
-    setSimdLevel(level as 'avx2' | 'scalar');
+    setSimdLevel(level);
     const random = rng(5);
     for (const [H, Hkv, d, n, dtype] of [
       [6, 6, 64, 777, 'float32'],
@@ -120,7 +120,7 @@ describe.each(SIMD_LEVELS)('ORT MultiHeadAttention oracle (%s)', (level) => {
   });
 
   it('prefill agrees on a causal block over ragged heads (masked padding)', async () => {
-    setSimdLevel(level as 'avx2' | 'scalar');
+    setSimdLevel(level);
     const random = rng(6);
     const [H, d, m] = [8, 64, 24];
     const cache = randomCache(random, [100, 37, 250, 24], d, 'float32');

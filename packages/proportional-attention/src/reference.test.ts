@@ -7,7 +7,7 @@ restoreKernelSettingsAfterAll();
 
 describe('fp16 storage', () => {
   it.each(SIMD_LEVELS)('the %s kernel reads every fp16 bit pattern exactly', (level) => {
-    setSimdLevel(level as 'avx2' | 'scalar');
+    setSimdLevel(level);
     // One entry with p = 1: the output is that entry's value row, i.e. the kernel's own fp16 decoding.
     const finite: number[] = [];
     for (let bits = 0; bits < 0x10000; bits++) if ((bits & 0x7c00) !== 0x7c00) finite.push(bits);

@@ -1,14 +1,18 @@
 // Shared fixtures for the tests: seeded random caches and error metrics.
 import { rng } from '@semanticache/testing';
 import { afterAll } from 'vitest';
-import { getThreads, setSimdLevel, setThreads, supportsAvx2 } from './index.js';
+import { getThreads, type SimdLevel, setSimdLevel, setThreads, supportsAvx2, supportsAvx512 } from './index.js';
 import { float16BitsToFloat32Array, float32ArrayToFloat16Bits } from './reference.js';
 import type { HeadCache, KVDtype } from './types.js';
 
 export { rng };
 
 /** The kernel paths this machine runs: every kernel test runs each. */
-export const SIMD_LEVELS = supportsAvx2() ? (['avx2', 'scalar'] as const) : (['scalar'] as const);
+export const SIMD_LEVELS: SimdLevel[] = [
+  ...(supportsAvx512() ? (['avx512'] as const) : []),
+  ...(supportsAvx2() ? (['avx2'] as const) : []),
+  'scalar',
+];
 
 /** Puts the kernel's SIMD level and thread count back once the calling file's tests are done. */
 export function restoreKernelSettingsAfterAll(): void {

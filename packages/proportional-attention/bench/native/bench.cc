@@ -1,6 +1,8 @@
 // Standalone harness for the kernels without Node (for machines with a compiler but no Node, or to profile):
 //   g++ -O3 -std=c++17 -fopenmp-simd -fno-math-errno -pthread -Icsrc csrc/attention.cc csrc/kernel_scalar.cc \
-//       csrc/kernel_avx2.cc bench/native/bench.cc -o /tmp/pa-bench && /tmp/pa-bench [threads] [avx2|scalar] [MiB]
+//       csrc/kernel_avx2.cc csrc/kernel_avx512.cc bench/native/bench.cc -o /tmp/pa-bench && \
+//       /tmp/pa-bench [threads] [auto|avx512|avx2|scalar] [MiB] [decode]
+// The kernel level caps the table like SEMANTICACHE_ATTENTION_SIMD: the best this CPU runs up to that level.
 // MiB: decode working set cycled over (default 96; make it larger than the L3 cache).
 // Prints the same decode table as `pnpm bench` (GB/s of keys+values against a read-bandwidth probe run with the
 // same threads) and the causal prefill throughput. No numbers are computed here that `pnpm bench` does not also
@@ -117,9 +119,13 @@ double medianSeconds(const std::function<void()>& fn, double budget) {
 int main(int argc, char** argv) {
   const int threads = argc > 1 ? std::atoi(argv[1]) : 2;
   const double workingSet = (argc > 3 ? std::atof(argv[3]) : 96.0) * (1 << 20);
+  const char* level = argc > 2 ? argv[2] : "auto";
   const bool avx2 = avx2Compiled() && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                    __builtin_cpu_supports("f16c") && !(argc > 2 && std::strcmp(argv[2], "scalar") == 0);
-  const KernelTable& table = avx2 ? kAvx2Table : kScalarTable;
+                    __builtin_cpu_supports("f16c") && std::strcmp(level, "scalar") != 0;
+  const bool avx512 = avx2 && avx512Compiled() && __builtin_cpu_supports("avx512f") &&
+                      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+                      std::strcmp(level, "avx2") != 0;
+  const KernelTable& table = avx512 ? kAvx512Table : avx2 ? kAvx2Table : kScalarTable;
   ThreadPool pool(threads);
   ThreadPool single(1);
   const double probeBytes = std::max(workingSet, 256.0 * (1 << 20));
@@ -133,7 +139,8 @@ int main(int argc, char** argv) {
     const char* name;
     int h, hkv, d;
   };
-  const Shape shapes[] = {{"demo 6q/6kv x64", 6, 6, 64}, {"llama3-8b 32q/8kv x128", 32, 8, 128}};
+  const Shape shapes[] = {
+      {"demo 6q/6kv x64", 6, 6, 64}, {"llama3-8b 32q/8kv x128", 32, 8, 128}, {"qwen2.5-0.5b 14q/2kv x64", 14, 2, 64}};
   for (const Shape& shape : shapes) {
     for (DType dtype : {DType::F32, DType::F16}) {
       for (int64_t n : {1024, 4096, 16384, 65536}) {
