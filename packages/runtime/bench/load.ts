@@ -151,9 +151,9 @@ function ensureCheckpoint(dir: string): ModelConfig {
 }
 
 /**
- * Bytes of the weights the ORT sessions are given (their initializers), in `format`: the embedding table stays fp32
- * (it is gathered, not multiplied); projections and the LM head are quantized where their input size is a multiple
- * of 32; norms and biases stay fp32. A tied LM head is a second matrix next to the embedding table.
+ * Bytes of the weights the model holds in `format`: the token embedding as the checkpoint stores it (bf16 here; the
+ * runtime looks its rows up itself), and the ORT sessions' initializers: projections and the LM head quantized where
+ * their input size is a multiple of 32, else fp32; norms and biases fp32. A tied LM head is a matrix of its own.
  */
 function heldWeightBytes(c: ModelConfig, format: WeightFormat): number {
   const bits = format === 'int8' ? 8 : format === 'int4' ? 4 : 32;
@@ -166,7 +166,7 @@ function heldWeightBytes(c: ModelConfig, format: WeightFormat): number {
   if (c.qkvBias) layer += 4 * qkvRows;
   if (c.oBias) layer += 4 * h;
   if (c.mlpBias) layer += 4 * (2 * I + h);
-  return 4 * V * h + c.numLayers * layer + 4 * h + matrix(V, h);
+  return 2 * V * h + c.numLayers * layer + 4 * h + matrix(V, h);
 }
 
 interface LoadResult {
@@ -186,14 +186,20 @@ const RESULT = 'LOAD_RESULT ';
 const HOW = `## How the load works, and what was measured on the way
 
 An HF checkpoint is opened with its tensor names and shapes checked against config.json (no data read); then the
-graphs are built and handed to ORT one at a time (first, head, layers 1…L−1, last). Each graph reads the tensors it
+token embedding is read once as stored (bf16 here: 260 MiB, against 519 MiB widened) and kept by the runtime, which
+looks up a block's rows itself and hands them to the first graph; then the graphs are built and handed to ORT one at
+a time (first, head, layers 1…L−1, last). Each graph reads the tensors it
 holds as it is built, widened to fp32 straight into their final arrays (q/k/v and gate/up into one stacked array each,
 no concatenation copy; bf16 widening and the non-finite check in one pass through an 8 MiB read buffer); int8 / int4
 quantize one matrix at a time from those arrays. After each graph the arrays go back to a pool the next layer reuses,
 and the graph's bytes are dropped once ORT has its session, so the process never holds the model's fp32 weights or
 all graph bytes at once.
 
-Before this (the whole model widened to fp32, q/k/v and gate/up concatenated, every graph's bytes built, then every
+With the embedding as an fp32 initializer of the first graph (ORT gathered its rows), the same streamed load measured
+(3 loads per format, load average 2.5–2.8): float32 14.1 s, peak RSS 3487 MiB, after load 2773 MiB; int8 13.2 s,
+2210 MiB, 1430 MiB; int4 11.8 s, 2213 MiB, 1117 MiB.
+
+Before streaming (the whole model widened to fp32, q/k/v and gate/up concatenated, every graph's bytes built, then every
 session created), one load per format on the same machine and checkpoint, 2026-12-04: float32 29.0 s, peak RSS
 7422 MiB, after load 3174 MiB (1.27× the weights held); int8 21.1 s, 4438 MiB, 2301 MiB (2.07×); int4 19.9 s,
 3954 MiB, 1862 MiB (2.14×).
@@ -205,7 +211,11 @@ each way, 11.3–11.8 s and 10.7–11.7 s without it against 17.4–20.9 s and 1
 (8 after a 256-token prefill) were 4–8 % and 24–41 % slower without it, so it stays on.
 \`MatMulNBits\` needs its prepacking: without it a 32768 × 1792 product of one row ran 70–80× slower. A freshly
 created int4 \`MatMulNBits\` session held 2.9× its initializer bytes, but 1.3× when the process ran with
-\`MALLOC_MMAP_THRESHOLD_=131072\`: the excess is freed memory glibc keeps, not a second copy of the weights.
+\`MALLOC_MMAP_THRESHOLD_=131072\`: the excess is freed memory glibc keeps, not a second copy of the weights. The whole load
+run that way (\`MALLOC_MMAP_THRESHOLD_=131072 pnpm bench:load -- --runs 1 --no-write\`, one load per format, a quieter
+moment of the same day): float32 9.37 s, after load 2251 MiB (1.00× the weights held); int8 8.34 s, 1027 MiB
+(1.15×); int4 7.95 s, 786 MiB (1.21×) — so what the table shows above 1× is mostly freed memory glibc keeps; a
+deployment short of memory can set that variable.
 \`quantizeBlocks\` is now about 2.5× faster (an integer compare of magnitudes for the block's extreme, truncation of
 x / scale + zero + 0.5 instead of \`Math.round\`; the packed bytes equal the previous ones except at exact rounding
 ties). What remains is CPU on one thread: widening and quantizing 494 M values in TypeScript, and ORT's session
@@ -329,18 +339,6 @@ async function main(): Promise<void> {
     '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   ];
   const table = [...header, ...rows].join('\n');
-  const fp32 = results.float32;
-  const tiedNote =
-    fp32 && config.tieWordEmbeddings
-      ? `\nWith fp32 weights the tied LM head is a second fp32 copy of the embedding table in the head's session; counting
-that table once, (RSS after load − baseline) / weights is ${median(
-          fp32.map(
-            (r) =>
-              (r.rssAfterLoad - r.baselineRss) /
-              (heldWeightBytes(config, 'float32') - 4 * config.vocabSize * config.hiddenSize),
-          ),
-        ).toFixed(2)}×.\n`
-      : '';
   const cpus = os.cpus();
   const machine =
     `${cpus[0]?.model ?? 'unknown CPU'}, ${cpus.length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ` +
@@ -364,15 +362,15 @@ attention addon are loaded, before \`loadModel\`. *Load s*: \`await loadModel(di
 clock; *load CPU s*: the process's user + system CPU time over the same span (on a shared machine, what the load
 itself cost).
 *Peak RSS*: \`process.resourceUsage().maxRSS\` right after the load. *RSS after load*: \`process.memoryUsage().rss\`
-after the load and three garbage collections 100 ms apart. *Weights held*: the bytes of the initializers the ORT
-sessions are given in that format: the embedding table in fp32 (the first graph gathers from it), projections and
-the LM head in fp32 or as 8- / 4-bit blocks of 32 with one fp32 scale each, norms and biases in fp32; the tied LM
-head is a second matrix beside the embedding table. The memory ratios subtract the baseline. *First decode step*:
+after the load and three garbage collections 100 ms apart. *Weights held*: the token embedding as stored (bf16, in
+the runtime's own memory) plus the initializers the ORT sessions are given in that format: projections and the LM
+head in fp32 or as 8- / 4-bit blocks of 32 with one fp32 scale each, norms and biases in fp32; the tied LM head is a
+matrix of its own. The memory ratios subtract the baseline. *First decode step*:
 one \`decodeStep\` after a ${results[formats[0]][0].prefillTokens}-token \`prefill\` on a fresh session (its
 logits are checked to be finite).
 
 ${table}
-${tiedNote}
+
 Machine: ${machine}. ${new Date().toISOString().slice(0, 10)}.
 
 ${HOW}

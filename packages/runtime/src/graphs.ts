@@ -5,7 +5,8 @@ import type { LayerWeights, ModelWeights } from './weights.js';
 
 /**
  * The dense math of the decoder as a chain of small ONNX graphs; attention happens between them, outside ORT.
- *   first:    ids, cos, sin         → h, q, k, v        (embedding + pre-attention of layer 0)
+ *   first:    h, cos, sin           → q, k, v           (pre-attention of layer 0; h: the embedded rows, looked up
+ *                                                      by the caller from the table as stored, see embedding.ts)
  *   mid(l):   h, attn(l-1), cos, sin → h, q, k, v       (post-attention of layer l-1 fused with pre-attention of l)
  *   last:     h, attn(L-1)          → normed hidden    (post-attention of the last layer + final norm)
  *   head:     normed hidden rows    → logits
@@ -65,7 +66,7 @@ export function graphBuilders(config: ModelConfig, weights: ModelWeights, option
   };
   const fuse = options.fuse ?? true;
   return {
-    first: () => buildFirst(c, weights),
+    first: () => buildPre(c, weights.layers[0], 0),
     mid: (l) => {
       const [prev, layer] = [weights.layers[l - 1], weights.layers[l]];
       return fuse ? buildMid(c, prev, layer, l) : { post: buildPost(c, prev, l - 1), pre: buildPre(c, layer, l) };
@@ -198,18 +199,6 @@ const qkvOutputs = (c: ModelConfig) => [
   valueInfo('k', F, [1, 'm', c.numKvHeads * c.headDim]),
   valueInfo('v', F, ['m', c.numKvHeads * c.headDim]),
 ];
-
-function buildFirst(c: Ctx, weights: ModelWeights): Uint8Array {
-  const config = c.config;
-  const g = new GraphBuilder();
-  const embed = g.floatInit('embed', [config.vocabSize, config.hiddenSize], weights.embed);
-  g.op('Gather', [embed, 'ids'], { axis: 0 }, 'h');
-  preAttention(g, c, weights.layers[0], rmsNorm(g, 'h', weights.layers[0].inputNorm, config.rmsNormEps, 'l0_in'), 0);
-  return g.encode(
-    [valueInfo('ids', DataType.INT64, ['m']), ...ropeInputs(config)],
-    [valueInfo('h', F, ['m', config.hiddenSize]), ...qkvOutputs(config)],
-  );
-}
 
 function buildMid(c: Ctx, prev: LayerWeights, layer: LayerWeights, l: number): Uint8Array {
   const config = c.config;

@@ -81,6 +81,33 @@ describe('SafetensorsFile.readFloat32Into', () => {
     );
     try {
       for (const name of ['nf32', 'nf16', 'nbf16']) expect(file.readFloat32Into(name, new Float32Array(N))).toBe(at);
+      // readStored keeps the stored dtype and finds the same element
+      for (const [name, dtype] of [
+        ['nf32', 'F32'],
+        ['nf16', 'F16'],
+        ['nbf16', 'BF16'],
+      ]) {
+        const { stored, firstNonFinite } = file.readStored(name);
+        expect([stored.dtype, stored.data.length, firstNonFinite]).toEqual([dtype, N, at]);
+      }
+      const clean = file.readStored('nf16');
+      expect(clean.stored.data).toBeInstanceOf(Uint16Array);
+    } finally {
+      file.close();
+    }
+  });
+
+  test('readStored returns the stored values unchanged', () => {
+    const file = new SafetensorsFile(
+      write({ sf32: { dtype: 'F32', data: bytes(values) }, sf16: { dtype: 'F16', data: bytes(f16) } }),
+    );
+    try {
+      const a = file.readStored('sf32');
+      expect(a.firstNonFinite).toBe(-1);
+      expect(firstDifference(a.stored.data as Float32Array, values)).toBe(-1);
+      const b = file.readStored('sf16');
+      expect(b.firstNonFinite).toBe(-1);
+      expect(Buffer.from((b.stored.data as Uint16Array).buffer).equals(Buffer.from(f16.buffer))).toBe(true);
     } finally {
       file.close();
     }

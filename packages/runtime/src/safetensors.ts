@@ -1,5 +1,6 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { float16BitsToFloat32Array } from '@semanticache/kv-cache';
+import type { StoredFloat } from './embedding.js';
 import { ModelLoadError } from './errors.js';
 
 const DTYPE_BYTES: Record<string, number> = {
@@ -124,6 +125,32 @@ export class SafetensorsFile {
       else if (!bf16ToFloat32(src, out)) invalid = true;
     }
     return info.dtype === 'F16' || invalid ? firstNonFinite(dst) : -1;
+  }
+
+  /**
+   * Reads a float tensor as it is stored (fp32, or fp16 / bf16 bits) with the index of its first non-finite element,
+   * or -1.
+   */
+  readStored(name: string): { stored: StoredFloat; firstNonFinite: number } {
+    const info = this.floatInfo(name);
+    const count = (info.end - info.begin) / DTYPE_BYTES[info.dtype];
+    if (info.dtype === 'F32') {
+      const data = new Float32Array(count);
+      this.readBytes(name, new Uint8Array(data.buffer), this.dataStart + info.begin);
+      return { stored: { dtype: 'F32', data }, firstNonFinite: firstNonFinite(data) };
+    }
+    const data = new Uint16Array(count);
+    this.readBytes(name, new Uint8Array(data.buffer), this.dataStart + info.begin);
+    // exponent all ones: fp16 bits 10–14, bf16 bits 7–14
+    const exponent = info.dtype === 'F16' ? 0x7c00 : 0x7f80;
+    let bad = -1;
+    for (let i = 0; i < count; i++) {
+      if ((data[i] & exponent) === exponent) {
+        bad = i;
+        break;
+      }
+    }
+    return { stored: { dtype: info.dtype as 'F16' | 'BF16', data }, firstNonFinite: bad };
   }
 
   private floatInfo(name: string): TensorInfo {

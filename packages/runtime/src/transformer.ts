@@ -2,6 +2,7 @@ import * as ort from 'onnxruntime-node';
 import type { AttentionKernel, HeadCache } from './attention.js';
 import type { ModelConfig } from './config.js';
 import { ropeInverseFrequencies } from './config.js';
+import { type EmbeddingTable, embeddingTableOf } from './embedding.js';
 import { DisposedError } from './errors.js';
 import { graphBuilders, ropeTables, type WeightFormat } from './graphs.js';
 import type { ModelWeights, StreamedWeights } from './weights.js';
@@ -45,6 +46,8 @@ export class Transformer {
 
   private constructor(
     readonly config: ModelConfig,
+    /** the token embedding as stored; the first graph takes the looked-up rows */
+    private embedding: EmbeddingTable,
     private first: ort.InferenceSession,
     private mid: MidSessions[],
     private last: ort.InferenceSession,
@@ -74,6 +77,7 @@ export class Transformer {
     if (weightFormat !== 'float32' && weightFormat !== 'int8' && weightFormat !== 'int4') {
       throw new TypeError(`weightFormat: expected 'float32', 'int8' or 'int4', got ${String(weightFormat)}`);
     }
+    const embedding = embeddingTableOf(config, weights);
     const build = graphBuilders(config, weights, {
       fuse: options.fuseLayers ?? true,
       weightFormat,
@@ -90,7 +94,6 @@ export class Transformer {
     };
     try {
       const first = await create(build.first());
-      // the head right after: a tied head is the embedding the first graph just read
       const headBytes = build.head();
       release();
       const head = await create(headBytes);
@@ -102,7 +105,7 @@ export class Transformer {
       }
       const lastBytes = build.last();
       release();
-      return new Transformer(config, first, mid, await create(lastBytes), head);
+      return new Transformer(config, embedding, first, mid, await create(lastBytes), head);
     } catch (err) {
       // a tensor that fails to read (non-finite, truncated) stops the load: free what was created
       for (const s of sessions) await s.release();
@@ -149,13 +152,8 @@ export class Transformer {
       cos: new ort.Tensor('float32', tables.cos, [m, half]),
       sin: new ort.Tensor('float32', tables.sin, [m, half]),
     };
-    const idTensor = new ort.Tensor(
-      'int64',
-      BigInt64Array.from(ids, (x) => BigInt(x)),
-      [m],
-    );
-    let r = await this.first.run({ ids: idTensor, ...rope });
-    let h = r.h;
+    let h: ort.Tensor = new ort.Tensor('float32', this.embedding.lookup(ids), [m, hiddenSize]);
+    let r = await this.first.run({ h, ...rope });
     for (let l = 0; l < L; l++) {
       this.assertLive();
       cache.append(l, r.k.data as Float32Array, r.v.data as Float32Array, positions);

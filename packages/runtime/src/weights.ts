@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { ModelConfig } from './config.js';
+import { EmbeddingTable, type StoredEmbedding, type StoredFloat } from './embedding.js';
 import { ModelLoadError } from './errors.js';
 import { SafetensorsFile } from './safetensors.js';
 
@@ -112,6 +113,22 @@ class TensorSource {
 
   /** Reads `name`, which must have `shape`, widened to fp32 into `dst` (exactly its size); rejects non-finite values. */
   readInto(name: string, shape: number[], dst: Float32Array): void {
+    const file = this.fileWith(name, shape);
+    const bad = file.readFloat32Into(name, dst);
+    if (bad >= 0) throw new ModelLoadError(`non-finite value at element ${bad}`, { file: file.path, tensor: name });
+  }
+
+  /** Reads `name`, which must have `shape`, as it is stored; rejects non-finite values. */
+  readStored(name: string, shape: number[]): StoredFloat {
+    const file = this.fileWith(name, shape);
+    const { stored, firstNonFinite } = file.readStored(name);
+    if (firstNonFinite >= 0) {
+      throw new ModelLoadError(`non-finite value at element ${firstNonFinite}`, { file: file.path, tensor: name });
+    }
+    return stored;
+  }
+
+  private fileWith(name: string, shape: number[]): SafetensorsFile {
     const file = this.where.get(name);
     if (!file)
       throw new ModelLoadError('tensor not found in the checkpoint', {
@@ -128,8 +145,7 @@ class TensorSource {
         },
       );
     }
-    const bad = file.readFloat32Into(name, dst);
-    if (bad >= 0) throw new ModelLoadError(`non-finite value at element ${bad}`, { file: file.path, tensor: name });
+    return file;
   }
 
   close(): void {
@@ -305,7 +321,7 @@ const elements = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
  * kept until `release()`, which recycles the arrays for the next tensors of the same size. A loader that builds one
  * graph at a time and releases after each holds one graph's fp32 weights in JS, never the whole model's.
  */
-export interface StreamedWeights extends ModelWeights {
+export interface StreamedWeights extends ModelWeights, StoredEmbedding {
   /** Drops every tensor read so far; arrays handed out before may be overwritten by later reads. */
   release(): void;
   close(): void;
@@ -325,6 +341,11 @@ class HfStreamedWeights implements StreamedWeights {
 
   get embed(): Float32Array {
     return this.tensor('model.embed_tokens.weight', [this.config.vocabSize, this.config.hiddenSize]);
+  }
+
+  embeddingTable(): EmbeddingTable {
+    const { vocabSize: V, hiddenSize: h } = this.config;
+    return new EmbeddingTable(this.src.readStored('model.embed_tokens.weight', [V, h]), V, h);
   }
 
   get finalNorm(): Float32Array {
