@@ -1,9 +1,7 @@
 import { float16BitsToFloat32Array } from '@semanticache/kv-cache';
 import type { ModelConfig } from './config.js';
+import { bf16ToFloat32, type StoredFloat } from './safetensors.js';
 import type { ModelWeights } from './weights.js';
-
-/** How a tensor's values are stored: fp32, or the bits of fp16 / bf16 values. */
-export type StoredFloat = { dtype: 'F32'; data: Float32Array } | { dtype: 'F16' | 'BF16'; data: Uint16Array };
 
 /**
  * The token embedding matrix, kept as the checkpoint stores it and widened to fp32 a row at a time: a forward pass
@@ -20,11 +18,6 @@ export class EmbeddingTable {
     }
   }
 
-  /** Bytes the table holds. */
-  get bytes(): number {
-    return this.stored.data.byteLength;
-  }
-
   /** Rows `ids[0..m)` as an m × width fp32 block; an id outside the table is a RangeError. */
   lookup(ids: Int32Array): Float32Array {
     const w = this.width;
@@ -37,11 +30,7 @@ export class EmbeddingTable {
       const { dtype, data } = this.stored;
       if (dtype === 'F32') row.set(data.subarray(id * w, (id + 1) * w));
       else if (dtype === 'F16') float16BitsToFloat32Array(data.subarray(id * w, (id + 1) * w), row);
-      else {
-        // bf16 is the top half of an fp32
-        const bits = new Uint32Array(row.buffer, row.byteOffset, w);
-        for (let j = 0, at = id * w; j < w; j++, at++) bits[j] = data[at] << 16;
-      }
+      else bf16ToFloat32(data.subarray(id * w, (id + 1) * w), row); // values were checked finite at load
     }
     return out;
   }

@@ -1,6 +1,5 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { float16BitsToFloat32Array } from '@semanticache/kv-cache';
-import type { StoredFloat } from './embedding.js';
 import { ModelLoadError } from './errors.js';
 
 const DTYPE_BYTES: Record<string, number> = {
@@ -23,6 +22,9 @@ const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16']);
 const CHUNK_BYTES = 8 * 1024 * 1024;
 // A header is JSON of a few hundred bytes per tensor; anything near this size is a corrupt length field.
 const MAX_HEADER_BYTES = 100 * 1024 * 1024;
+
+/** How a tensor's values are stored: fp32, or the bits of fp16 / bf16 values. */
+export type StoredFloat = { dtype: 'F32'; data: Float32Array } | { dtype: 'F16' | 'BF16'; data: Uint16Array };
 
 export interface TensorInfo {
   dtype: string;
@@ -213,7 +215,7 @@ function validateEntry(file: string, name: string, raw: unknown, dataBytes: numb
  * bf16 is the top half of an fp32: widening is a shift. Returns false if some value is non-finite (exponent all ones:
  * adding 0x80 to it carries into bit 15), tracked without a branch.
  */
-function bf16ToFloat32(src: Uint16Array, dst: Float32Array): boolean {
+export function bf16ToFloat32(src: Uint16Array, dst: Float32Array): boolean {
   const bits = new Uint32Array(dst.buffer, dst.byteOffset, dst.length);
   let carry = 0;
   for (let i = 0; i < src.length; i++) {

@@ -1,7 +1,6 @@
 import * as ort from 'onnxruntime-node';
 import type { AttentionKernel, HeadCache } from './attention.js';
-import type { ModelConfig } from './config.js';
-import { ropeInverseFrequencies } from './config.js';
+import { type ModelConfig, ropeInverseFrequencies } from './config.js';
 import { type EmbeddingTable, embeddingTableOf } from './embedding.js';
 import { DisposedError } from './errors.js';
 import { graphBuilders, ropeTables, type WeightFormat } from './graphs.js';

@@ -1,9 +1,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { ModelConfig } from './config.js';
-import { EmbeddingTable, type StoredEmbedding, type StoredFloat } from './embedding.js';
+import { EmbeddingTable, type StoredEmbedding } from './embedding.js';
 import { ModelLoadError } from './errors.js';
-import { SafetensorsFile } from './safetensors.js';
+import { SafetensorsFile, type StoredFloat } from './safetensors.js';
 
 /** One decoder layer, fp32, matrices row-major `[out][in]` as stored by PyTorch's nn.Linear. */
 export interface LayerWeights {
