@@ -1,8 +1,10 @@
 // Load time and memory of a 0.5B checkpoint (Qwen2.5-0.5B's shape, random bf16 weights) in each weight format. The
 // checkpoint is written once into the OS temp folder and reused; every load runs in a fresh child process, so its
 // peak RSS belongs to that load alone.
-//   pnpm bench:load                                   (float32, int8, int4; 3 loads each; writes docs/benchmarks/load.md)
-//   pnpm bench:load -- --formats int4 --runs 1 --no-write
+// The loads run the package's build (dist/, rebuilt by the script first): what an installed package runs, worker
+// threads included.
+//   pnpm bench:load            (float32, int8, int4; default load workers and 0; 3 loads each; writes docs/benchmarks/load.md)
+//   pnpm bench:load -- --formats int4 --workers 0 --runs 1 --no-write
 import { spawnSync } from 'node:child_process';
 import {
   closeSync,
@@ -17,12 +19,12 @@ import {
 } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import * as ort from 'onnxruntime-node';
 import { type ModelConfig, parseHfConfig } from '../src/config.js';
-import { loadModel, type WeightFormat } from '../src/index.js';
+import type { WeightFormat } from '../src/index.js';
 import { QUANT_BLOCK } from '../src/quantize.js';
 import { hfTensorPlan } from '../src/weights.js';
 
@@ -171,6 +173,8 @@ function heldWeightBytes(c: ModelConfig, format: WeightFormat): number {
 
 interface LoadResult {
   format: WeightFormat;
+  /** the loadWorkers option: a number, or 'default' */
+  workers: string;
   baselineRss: number;
   loadS: number;
   /** user + system CPU seconds of the whole process during the load */
@@ -187,13 +191,32 @@ const HOW = `## How the load works, and what was measured on the way
 
 An HF checkpoint is opened with its tensor names and shapes checked against config.json (no data read); then the
 token embedding is read once as stored (bf16 here: 260 MiB, against 519 MiB widened) and kept by the runtime, which
-looks up a block's rows itself and hands them to the first graph; then the graphs are built and handed to ORT one at
-a time (first, head, layers 1…L−1, last). Each graph reads the tensors it
+looks up a block's rows itself and hands them to the first graph; then the graphs (first, head, layers 1…L−1, last)
+are built and handed to ORT one at a time. Each graph reads the tensors it
 holds as it is built, widened to fp32 straight into their final arrays (q/k/v and gate/up into one stacked array each,
 no concatenation copy; bf16 widening and the non-finite check in one pass through an 8 MiB read buffer); int8 / int4
 quantize one matrix at a time from those arrays. After each graph the arrays go back to a pool the next layer reuses,
 and the graph's bytes are dropped once ORT has its session, so the process never holds the model's fp32 weights or
 all graph bytes at once.
+
+Load workers (\`loadWorkers\`; by default one per core up to 4 for checkpoints of 64 MiB or more). ORT creates a
+session synchronously on the thread that asks, so building the graphs beside it is what can overlap: worker threads
+read, widen and quantize their share of the graphs (graph i of the order by worker i mod workers) and transfer the
+bytes; the loading thread creates each graph's session as it arrives, in whatever order they finish. Each worker is
+at most one graph ahead (one finished, one being built), which bounds the memory in flight. The table's rows with 0
+workers build every graph in the loading thread, as before. With 2 cores the workers cut the load by 1.5–2.7 s; the
+fp32 load is then bound by ORT's session creation on the loading thread (about 110 ms per layer graph of 56 MiB).
+Putting the head last in the order (so that a worker would build it while the layers' sessions are created) was
+measured and rejected: fp32 8.0 s and 3682 MiB peak against 5.3 s and 2812 MiB with it second, since its creation's
+transient copies then came on top of every layer's weights.
+
+The fp32 LM head's session is created without ORT's prepacking (\`session.disable_prepacking\`): it multiplies one row
+per step (the last token's logits), which runs as fast unpacked, and its session is created 2× faster. \`pnpm exec tsx
+bench/prepack.ts\` (one run, same machine): the 151936 × 896 head took 1281–1285 ms to create packed against 586–616 ms
+unpacked, one row 36.6–37.2 ms either way (14.6–14.9 GB/s), 64 rows 140–151 ms packed against 196–198 ms unpacked
+(so \`score()\`, which asks for every row's logits, pays that on the head). The layers keep their packed matrices: a
+64-row block ran 1.2–1.3× slower unpacked (gate/up 9728 × 896: 10.2–11.1 against 12.2–12.9 ms), and prefill is
+where that counts.
 
 With the embedding as an fp32 initializer of the first graph (ORT gathered its rows), the same streamed load measured
 (3 loads per format, load average 2.5–2.8): float32 14.1 s, peak RSS 3487 MiB, after load 2773 MiB; int8 13.2 s,
@@ -206,9 +229,9 @@ session created), one load per format on the same machine and checkpoint, 2026-1
 
 ORT and memory (scratch scripts, same machine). One fp32 \`Gemm\` session on its own holds its initializer's size
 once after load, with or without \`session.disable_prepacking\` (the prepacked copy replaces the
-initializer). Disabling prepacking makes fp32 sessions faster to create: in two runs of a whole fp32 load, two loads
-each way, 11.3–11.8 s and 10.7–11.7 s without it against 17.4–20.9 s and 12.5–15.5 s with it; but decode steps
-(8 after a 256-token prefill) were 4–8 % and 24–41 % slower without it, so it stays on.
+initializer). Disabling prepacking for every session made whole fp32 loads faster (11.3–11.8 s and 10.7–11.7 s against
+17.4–20.9 s and 12.5–15.5 s, before the load workers), but decode steps (8 after a 256-token prefill) were 4–8 % and
+24–41 % slower in those two noisy runs, so only the head goes without it.
 \`MatMulNBits\` needs its prepacking: without it a 32768 × 1792 product of one row ran 70–80× slower. A freshly
 created int4 \`MatMulNBits\` session held 2.9× its initializer bytes, but 1.3× when the process ran with
 \`MALLOC_MMAP_THRESHOLD_=131072\`: the excess is freed memory glibc keeps, not a second copy of the weights. The whole load
@@ -218,11 +241,14 @@ moment of the same day): float32 9.37 s, after load 2251 MiB (1.00× the weights
 deployment short of memory can set that variable.
 \`quantizeBlocks\` is now about 2.5× faster (an integer compare of magnitudes for the block's extreme, truncation of
 x / scale + zero + 0.5 instead of \`Math.round\`; the packed bytes equal the previous ones except at exact rounding
-ties). What remains is CPU on one thread: widening and quantizing 494 M values in TypeScript, and ORT's session
-creation, on a 2-core machine shared with other jobs.`;
+ties). Quantizing runs at 6.3–7.4 ns per value in TypeScript (a scratch micro-benchmark: a 9728 × 896 matrix in 55–64 ms); the load workers
+spread it over the cores.`;
 
 /** One load in this (child) process: baseline RSS, load time, peak and steady RSS, then a prefill and one decode step. */
-async function child(dir: string, format: WeightFormat): Promise<void> {
+async function child(dir: string, format: WeightFormat, workers: string): Promise<void> {
+  const built = path.resolve(here, '..', 'dist', 'index.js');
+  if (!existsSync(built)) throw new Error(`${built} not found: build the package first (pnpm run build)`);
+  const { loadModel } = (await import(pathToFileURL(built).href)) as typeof import('../src/index.js');
   setFlagsFromString('--expose-gc');
   const gc = runInNewContext('gc') as () => void;
   const settle = async () => {
@@ -243,7 +269,8 @@ async function child(dir: string, format: WeightFormat): Promise<void> {
 
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
-  const model = await loadModel(dir, { weightFormat: format });
+  const loadWorkers = workers === 'default' ? undefined : Number(workers);
+  const model = await loadModel(dir, { weightFormat: format, loadWorkers });
   const loadS = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
   const loadCpuS = (cpu.user + cpu.system) / 1e6;
@@ -264,6 +291,7 @@ async function child(dir: string, format: WeightFormat): Promise<void> {
   await model.dispose();
   const result: LoadResult = {
     format,
+    workers,
     baselineRss,
     loadS,
     loadCpuS,
@@ -288,55 +316,65 @@ async function main(): Promise<void> {
   };
   const dir = path.join(os.tmpdir(), 'semanticache-load-bench-qwen2-0.5b');
   if (args[0] === '--child') {
-    await child(dir, args[1] as WeightFormat);
+    await child(dir, args[1] as WeightFormat, args[2]);
     return;
   }
   const formats = arg('formats', FORMATS.join(',')).split(',') as WeightFormat[];
+  const workerSettings = arg('workers', 'default,0').split(',');
   const runs = Number(arg('runs', '3'));
+  const defaultWorkers = Math.min(4, os.availableParallelism());
   const config = ensureCheckpoint(dir);
   const checkpointBytes = statSync(path.join(dir, 'model.safetensors')).size;
 
   const rows: string[] = [];
   const results: Record<string, LoadResult[]> = {};
+  const label = (format: WeightFormat, workers: string) =>
+    `${format} ${workers === 'default' ? `default (${defaultWorkers})` : workers}`;
   for (let run = 0; run < runs; run++) {
     for (const format of formats) {
-      const out = spawnSync(
-        process.execPath,
-        [...process.execArgv, fileURLToPath(import.meta.url), '--child', format],
-        {
-          encoding: 'utf8',
-          stdio: ['ignore', 'pipe', 'inherit'],
-          maxBuffer: 64 * MiB,
-        },
-      );
-      const line = out.stdout.split('\n').find((l) => l.startsWith(RESULT));
-      if (out.status !== 0 || !line) throw new Error(`${format} load failed (exit ${out.status}):\n${out.stdout}`);
-      const r = JSON.parse(line.slice(RESULT.length)) as LoadResult;
-      console.log(
-        `${format} run ${run + 1}: ${r.loadS.toFixed(2)} s (CPU ${r.loadCpuS.toFixed(2)} s), peak ${(r.peakRss / MiB).toFixed(0)} MiB, after load ${(r.rssAfterLoad / MiB).toFixed(0)} MiB, decode ${r.decodeMs.toFixed(0)} ms`,
-      );
-      results[format] = [...(results[format] ?? []), r];
+      for (const workers of workerSettings) {
+        const out = spawnSync(
+          process.execPath,
+          [...process.execArgv, fileURLToPath(import.meta.url), '--child', format, workers],
+          {
+            encoding: 'utf8',
+            stdio: ['ignore', 'pipe', 'inherit'],
+            maxBuffer: 64 * MiB,
+          },
+        );
+        const line = out.stdout.split('\n').find((l) => l.startsWith(RESULT));
+        if (out.status !== 0 || !line) throw new Error(`${format} load failed (exit ${out.status}):\n${out.stdout}`);
+        const r = JSON.parse(line.slice(RESULT.length)) as LoadResult;
+        const key = label(format, workers);
+        console.log(
+          `${key} run ${run + 1}: ${r.loadS.toFixed(2)} s (CPU ${r.loadCpuS.toFixed(2)} s), peak ${(r.peakRss / MiB).toFixed(0)} MiB, after load ${(r.rssAfterLoad / MiB).toFixed(0)} MiB, decode ${r.decodeMs.toFixed(0)} ms`,
+        );
+        results[key] = [...(results[key] ?? []), r];
+      }
     }
   }
   for (const format of formats) {
-    const rs = results[format];
-    const held = heldWeightBytes(config, format);
-    const base = median(rs.map((r) => r.baselineRss));
-    const loads = rs.map((r) => r.loadS);
-    const peak = Math.max(...rs.map((r) => r.peakRss));
-    const steady = median(rs.map((r) => r.rssAfterLoad));
-    const ratio = median(rs.map((r) => (r.rssAfterLoad - r.baselineRss) / held));
-    const peakRatio = median(rs.map((r) => (r.peakRss - r.baselineRss) / held));
-    rows.push(
-      `| ${format} | ${median(loads).toFixed(2)} (${Math.min(...loads).toFixed(2)}–${Math.max(...loads).toFixed(2)}) | ` +
-        `${median(rs.map((r) => r.loadCpuS)).toFixed(2)} | ` +
-        `${(held / MiB).toFixed(0)} | ${(base / MiB).toFixed(0)} | ${(peak / MiB).toFixed(0)} | ${peakRatio.toFixed(2)}× | ` +
-        `${(steady / MiB).toFixed(0)} | ${ratio.toFixed(2)}× | ${median(rs.map((r) => r.decodeMs)).toFixed(0)} |`,
-    );
+    for (const workers of workerSettings) {
+      const rs = results[label(format, workers)];
+      const held = heldWeightBytes(config, format);
+      const base = median(rs.map((r) => r.baselineRss));
+      const loads = rs.map((r) => r.loadS);
+      const peak = Math.max(...rs.map((r) => r.peakRss));
+      const steady = median(rs.map((r) => r.rssAfterLoad));
+      const ratio = median(rs.map((r) => (r.rssAfterLoad - r.baselineRss) / held));
+      const peakRatio = median(rs.map((r) => (r.peakRss - r.baselineRss) / held));
+      const [f, ...w] = label(format, workers).split(' ');
+      rows.push(
+        `| ${f} | ${w.join(' ')} | ${median(loads).toFixed(2)} (${Math.min(...loads).toFixed(2)}–${Math.max(...loads).toFixed(2)}) | ` +
+          `${median(rs.map((r) => r.loadCpuS)).toFixed(2)} | ` +
+          `${(held / MiB).toFixed(0)} | ${(base / MiB).toFixed(0)} | ${(peak / MiB).toFixed(0)} | ${peakRatio.toFixed(2)}× | ` +
+          `${(steady / MiB).toFixed(0)} | ${ratio.toFixed(2)}× | ${median(rs.map((r) => r.decodeMs)).toFixed(0)} |`,
+      );
+    }
   }
   const header = [
-    '| weights | load s, median (range) | load CPU s | weights held MiB | baseline RSS MiB | peak RSS MiB | (peak − baseline) / held | RSS after load MiB | (RSS after load − baseline) / held | first decode step ms |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    '| weights | load workers | load s, median (range) | load CPU s | weights held MiB | baseline RSS MiB | peak RSS MiB | (peak − baseline) / held | RSS after load MiB | (RSS after load − baseline) / held | first decode step ms |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   ];
   const table = [...header, ...rows].join('\n');
   const cpus = os.cpus();
@@ -358,7 +396,7 @@ norms 1 + N(0, 0.02)): ${(checkpointBytes / MiB).toFixed(0)} MiB of safetensors,
 fresh child process per load, ${runs} loads per format, interleaved; this file is its output).
 
 Definitions. *Baseline RSS*: the child's RSS after onnxruntime (one trivial session created and released) and the
-attention addon are loaded, before \`loadModel\`. *Load s*: \`await loadModel(dir, { weightFormat })\`, wall
+attention addon are loaded, before \`loadModel\`. *Load s*: \`await loadModel(dir, { weightFormat, loadWorkers })\`, wall
 clock; *load CPU s*: the process's user + system CPU time over the same span (on a shared machine, what the load
 itself cost).
 *Peak RSS*: \`process.resourceUsage().maxRSS\` right after the load. *RSS after load*: \`process.memoryUsage().rss\`
@@ -366,7 +404,7 @@ after the load and three garbage collections 100 ms apart. *Weights held*: the t
 the runtime's own memory) plus the initializers the ORT sessions are given in that format: projections and the LM
 head in fp32 or as 8- / 4-bit blocks of 32 with one fp32 scale each, norms and biases in fp32; the tied LM head is a
 matrix of its own. The memory ratios subtract the baseline. *First decode step*:
-one \`decodeStep\` after a ${results[formats[0]][0].prefillTokens}-token \`prefill\` on a fresh session (its
+one \`decodeStep\` after a ${Object.values(results)[0][0].prefillTokens}-token \`prefill\` on a fresh session (its
 logits are checked to be finite).
 
 ${table}

@@ -85,8 +85,8 @@ function variant(
   return dir;
 }
 
-async function loadError(file: string): Promise<ModelLoadError> {
-  const err = await loadModel(file, { attention: 'reference' }).then(
+async function loadError(file: string, loadWorkers?: number): Promise<ModelLoadError> {
+  const err = await loadModel(file, { attention: 'reference', loadWorkers }).then(
     async (model) => {
       await model.dispose();
       return undefined;
@@ -253,30 +253,36 @@ describe('HF checkpoints: config.json must agree with the weights', () => {
     expect(hfWeights(dir).layers[1].down).toEqual(hfWeights(parityDir('llama-gqa')).layers[1].down);
   });
 
-  test('a non-finite value is named with its tensor and element, wherever the streamed load meets it', async () => {
-    const last = 'model.layers.1.mlp.down_proj.weight'; // the last layer: read after every other graph was built
-    const err = await loadError(
-      variant('qwen2-qkv-bias', {
-        tensors: (t) => {
-          const down = t.get(last);
-          if (!down) throw new Error(`no ${last}`);
-          down.data.writeFloatLE(Number.NaN, 4 * 7);
-        },
-      }),
-    );
-    expect(err.message).toMatch(/non-finite value at element 7/);
-    expect(err.tensor).toBe(last);
-    const bf16 = await loadError(
-      variant('qwen2-qkv-bias', {
-        tensors: (t) => {
-          const embed = toBf16(t, 'model.embed_tokens.weight');
-          embed.data.writeUInt16LE(0xff80, 2 * 300); // -Infinity
-        },
-      }),
-    );
-    expect(bf16.message).toMatch(/non-finite value at element 300/);
-    expect(bf16.tensor).toBe('model.embed_tokens.weight');
-  });
+  test.each([0, 2])(
+    'a non-finite value is named with its tensor and element, wherever the streamed load meets it (%i load workers)',
+    async (loadWorkers) => {
+      const last = 'model.layers.1.mlp.down_proj.weight'; // the last layer: read after every other graph was built
+      const err = await loadError(
+        variant('qwen2-qkv-bias', {
+          tensors: (t) => {
+            const down = t.get(last);
+            if (!down) throw new Error(`no ${last}`);
+            down.data.writeFloatLE(Number.NaN, 4 * 7);
+          },
+        }),
+        loadWorkers,
+      );
+      expect(err.message).toMatch(/non-finite value at element 7/);
+      expect(err.tensor).toBe(last);
+      expect(err.file).toMatch(/model\.safetensors$/);
+      const bf16 = await loadError(
+        variant('qwen2-qkv-bias', {
+          tensors: (t) => {
+            const embed = toBf16(t, 'model.embed_tokens.weight');
+            embed.data.writeUInt16LE(0xff80, 2 * 300); // -Infinity
+          },
+        }),
+        loadWorkers,
+      );
+      expect(bf16.message).toMatch(/non-finite value at element 300/);
+      expect(bf16.tensor).toBe('model.embed_tokens.weight');
+    },
+  );
 
   test('bf16 and f16 tensors load as the fp32 values they encode', () => {
     const plain = hfWeights(parityDir('qwen2-qkv-bias'));

@@ -1,9 +1,11 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import type { DelimiterLevel, DelimiterSet } from '@semanticache/chunker';
 import { type AttentionKernel, loadNativeAttention, referenceAttention } from './attention.js';
 import { type ModelConfig, parseHfConfig } from './config.js';
 import { DisposedError, ModelLoadError } from './errors.js';
+import { graphsInWorkers } from './graph-stream.js';
 import { Llama2cTokenizer, loadLlama2cCheckpoint } from './llama2c.js';
 import { Session, type SessionOptions } from './session.js';
 import { HfTextTokenizer, type TextTokenizer } from './tokenizer.js';
@@ -16,6 +18,21 @@ export interface LoadModelOptions extends TransformerOptions {
   tokenizerPath?: string;
   /** `native` (the proportional-attention addon, default) or `reference` (plain TypeScript, slow, exact). */
   attention?: 'native' | 'reference';
+  /**
+   * HF checkpoints: worker threads that read, widen and quantize the weights into graphs while this thread hands
+   * finished ones to ORT (whose session creation blocks the thread that calls it). 0 builds them in this thread.
+   * Default: one per core, up to 4, for checkpoints of 64 MiB or more; 0 below that, where starting a thread costs
+   * more than it saves.
+   */
+  loadWorkers?: number;
+}
+
+/** Checkpoints at least this large are built in worker threads by default (see `loadWorkers`). */
+const LOAD_WORKERS_MIN_BYTES = 64 * 1024 * 1024;
+
+function loadWorkersFor(requested: number | undefined, storedBytes: number): number {
+  if (requested !== undefined) return requested;
+  return storedBytes >= LOAD_WORKERS_MIN_BYTES ? Math.min(4, availableParallelism()) : 0;
 }
 
 function readJsonFile(file: string): unknown {
@@ -75,6 +92,10 @@ export async function loadModel(pathOrDir: string, options: LoadModelOptions = {
   if (attention !== 'native' && attention !== 'reference') {
     throw new TypeError(`attention: expected 'native' or 'reference', got ${String(attention)}`);
   }
+  const { loadWorkers } = options;
+  if (loadWorkers !== undefined && !(Number.isInteger(loadWorkers) && loadWorkers >= 0)) {
+    throw new RangeError(`loadWorkers: expected an integer ≥ 0, got ${String(loadWorkers)}`);
+  }
   if (!existsSync(pathOrDir)) throw new ModelLoadError('no such file or directory', { file: pathOrDir });
   const { config, weights, tokenizer } = openCheckpoint(pathOrDir, options);
   try {
@@ -85,7 +106,14 @@ export async function loadModel(pathOrDir: string, options: LoadModelOptions = {
       );
     }
     const kernel = attention === 'native' ? await loadNativeAttention() : referenceAttention;
-    const transformer = await Transformer.create(config, weights, options);
+    const streamed = weights as Partial<StreamedWeights>;
+    const workers = streamed.storedBytes === undefined ? 0 : loadWorkersFor(loadWorkers, streamed.storedBytes);
+    const transformer = await Transformer.create(
+      config,
+      weights,
+      options,
+      workers > 0 ? (graphOptions) => graphsInWorkers(pathOrDir, config, graphOptions, workers) : undefined,
+    );
     return new Model(config, tokenizer, pathOrDir, attention, transformer, kernel);
   } finally {
     (weights as Partial<StreamedWeights>).close?.();

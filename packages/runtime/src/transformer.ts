@@ -3,8 +3,16 @@ import type { AttentionKernel, HeadCache } from './attention.js';
 import { type ModelConfig, ropeInverseFrequencies } from './config.js';
 import { type EmbeddingTable, embeddingTableOf } from './embedding.js';
 import { DisposedError } from './errors.js';
-import { graphBuilders, ropeTables, type WeightFormat } from './graphs.js';
-import type { ModelWeights, StreamedWeights } from './weights.js';
+import { type GraphStream, graphsInThread } from './graph-stream.js';
+import {
+  type BuiltGraph,
+  type GraphKey,
+  type GraphOptions,
+  graphLoadOrder,
+  ropeTables,
+  type WeightFormat,
+} from './graphs.js';
+import type { ModelWeights } from './weights.js';
 
 /** What the forward pass needs from a KV cache (a subset of `@semanticache/kv-cache`'s KVCache). */
 export interface ForwardCache {
@@ -55,60 +63,85 @@ export class Transformer {
     this.inverseFrequencies = ropeInverseFrequencies(config.rope, config.headDim);
   }
 
+  /**
+   * Creates the sessions from `weights`' graphs, built in this thread, or by `graphs` when given (an HF folder's
+   * graphs built in worker threads, {@link graphsInWorkers}); the embedding comes from `weights` either way (read
+   * in this thread while the workers start: reading it in one of them measured no faster and peaked higher).
+   */
   static async create(
     config: ModelConfig,
     weights: ModelWeights,
     options: TransformerOptions = {},
+    graphs?: (options: GraphOptions) => GraphStream,
   ): Promise<Transformer> {
     const threads = options.intraOpThreads ?? 1;
     if (!Number.isInteger(threads) || threads < 1) {
       throw new RangeError(`intraOpThreads: expected an integer ≥ 1, got ${String(threads)}`);
     }
-    const sessionOptions: ort.InferenceSession.SessionOptions = {
+    const weightFormat = options.weightFormat ?? 'float32';
+    if (weightFormat !== 'float32' && weightFormat !== 'int8' && weightFormat !== 'int4') {
+      throw new TypeError(`weightFormat: expected 'float32', 'int8' or 'int4', got ${String(weightFormat)}`);
+    }
+    const sessionOptionsFor = (key: GraphKey): ort.InferenceSession.SessionOptions => ({
       executionProviders: ['cpu'],
       graphOptimizationLevel: 'all',
       executionMode: 'sequential',
       intraOpNumThreads: threads,
       interOpNumThreads: 1,
-      extra: { session: { intra_op: { allow_spinning: options.allowSpinning ? '1' : '0' } } },
-    };
-    const weightFormat = options.weightFormat ?? 'float32';
-    if (weightFormat !== 'float32' && weightFormat !== 'int8' && weightFormat !== 'int4') {
-      throw new TypeError(`weightFormat: expected 'float32', 'int8' or 'int4', got ${String(weightFormat)}`);
-    }
-    const embedding = embeddingTableOf(config, weights);
-    const build = graphBuilders(config, weights, {
+      extra: {
+        session: {
+          intra_op: { allow_spinning: options.allowSpinning ? '1' : '0' },
+          // An fp32 head multiplies one row per step (the last token's logits): unpacked, ORT runs that as fast and
+          // creates the session 2× faster (bench/prepack.ts). The layers keep their packed matrices, which prefill
+          // faster; MatMulNBits needs its packing.
+          ...(key === 'head' && weightFormat === 'float32' ? { disable_prepacking: '1' } : {}),
+        },
+      },
+    });
+    const graphOptions: GraphOptions = {
       fuse: options.fuseLayers ?? true,
       weightFormat,
       quantizedActivations: options.quantizedActivations,
-    });
-    // One graph at a time: build it, let a streamed source recycle the weights it read, hand the bytes to ORT. The
-    // model's fp32 weights and graph bytes never exist all at once.
-    const release = () => (weights as Partial<StreamedWeights>).release?.();
+    };
+    // One graph at a time, each handed to ORT as it comes: the model's fp32 weights and graph bytes
+    // never exist all at once.
+    const stream = graphs ? graphs(graphOptions) : graphsInThread(config, weights, graphOptions);
     const sessions: ort.InferenceSession[] = [];
-    const create = async (bytes: Uint8Array) => {
-      const session = await ort.InferenceSession.create(bytes, sessionOptions);
+    const create = async (bytes: Uint8Array, key: GraphKey) => {
+      const session = await ort.InferenceSession.create(bytes, sessionOptionsFor(key));
       sessions.push(session);
       return session;
     };
+    const createBuilt = async (g: BuiltGraph, key: GraphKey): Promise<MidSessions> =>
+      g instanceof Uint8Array
+        ? await create(g, key)
+        : { post: await create(g.post, key), pre: await create(g.pre, key) };
     try {
-      const first = await create(build.first());
-      const headBytes = build.head();
-      release();
-      const head = await create(headBytes);
-      const mid: MidSessions[] = [];
-      for (let l = 1; l < config.numLayers; l++) {
-        const g = build.mid(l);
-        release();
-        mid.push(g instanceof Uint8Array ? await create(g) : { post: await create(g.post), pre: await create(g.pre) });
+      // read while the first graphs are built (in workers, when given)
+      const embedding = embeddingTableOf(config, weights);
+      const byKey = new Map<GraphKey, MidSessions>();
+      for (const _ of graphLoadOrder(config.numLayers)) {
+        const { key, graph } = await stream.next();
+        byKey.set(key, await createBuilt(graph, key));
       }
-      const lastBytes = build.last();
-      release();
-      return new Transformer(config, embedding, first, mid, await create(lastBytes), head);
+      const built = (key: GraphKey) => {
+        const sessions = byKey.get(key);
+        if (!sessions) throw new TypeError(`graph stream: no graph ${key}`);
+        return sessions;
+      };
+      const one = (key: GraphKey) => {
+        const session = built(key);
+        if ('post' in session) throw new TypeError(`graph stream: expected one graph for ${key}`);
+        return session;
+      };
+      const mid = Array.from({ length: config.numLayers - 1 }, (_, i) => built(i + 1));
+      return new Transformer(config, embedding, one('first'), mid, one('last'), one('head'));
     } catch (err) {
       // a tensor that fails to read (non-finite, truncated) stops the load: free what was created
       for (const s of sessions) await s.release();
       throw err;
+    } finally {
+      await stream.close();
     }
   }
 

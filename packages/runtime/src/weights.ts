@@ -106,6 +106,16 @@ class TensorSource {
     return [...this.where.keys()];
   }
 
+  /** The bytes of every tensor as stored. */
+  storedBytes(): number {
+    let bytes = 0;
+    for (const [name, file] of this.where) {
+      const info = file.tensors.get(name);
+      if (info) bytes += info.end - info.begin;
+    }
+    return bytes;
+  }
+
   /** The stored shape of a tensor, or undefined if the checkpoint lacks it. */
   shape(name: string): number[] | undefined {
     return this.where.get(name)?.tensors.get(name)?.shape;
@@ -322,6 +332,8 @@ const elements = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
  * graph at a time and releases after each holds one graph's fp32 weights in JS, never the whole model's.
  */
 export interface StreamedWeights extends ModelWeights, StoredEmbedding {
+  /** The bytes of the checkpoint's tensors as stored. */
+  readonly storedBytes: number;
   /** Drops every tensor read so far; arrays handed out before may be overwritten by later reads. */
   release(): void;
   close(): void;
@@ -329,6 +341,7 @@ export interface StreamedWeights extends ModelWeights, StoredEmbedding {
 
 class HfStreamedWeights implements StreamedWeights {
   readonly layers: LayerWeights[];
+  readonly storedBytes: number;
   private held = new Map<string, Float32Array>();
   private spare = new Map<number, Float32Array[]>();
 
@@ -337,6 +350,7 @@ class HfStreamedWeights implements StreamedWeights {
     private config: ModelConfig,
   ) {
     this.layers = Array.from({ length: config.numLayers }, (_, l) => this.layer(l));
+    this.storedBytes = src.storedBytes();
   }
 
   get embed(): Float32Array {

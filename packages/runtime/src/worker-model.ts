@@ -1,55 +1,16 @@
-import { existsSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
-import { type Budget, type CompressionResult, SnapshotError, type SnapshotErrorReason } from '@semanticache/kv-cache';
+import type { Worker } from 'node:worker_threads';
+import type { Budget, CompressionResult } from '@semanticache/kv-cache';
 import type { ModelConfig } from './config.js';
-import { ContextOverflowError, DisposedError, ModelLoadError, SessionBusyError } from './errors.js';
+import { DisposedError, deserializeError } from './errors.js';
 import type { FinishReason, GenerateEvent, GenerateOptions } from './generation.js';
 import type { LoadModelOptions } from './model.js';
 import type { CachePolicy } from './policy.js';
 import type { CacheStats, SessionOptions } from './session.js';
 import type { Request, Response } from './worker-protocol.js';
+import { startWorker } from './worker-start.js';
 
 type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void; onEvent?: (e: GenerateEvent) => void };
 type RequestBody = Request extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
-
-const ERROR_TYPES: Record<string, new (message: string) => Error> = {
-  ModelLoadError,
-  ContextOverflowError,
-  DisposedError,
-  SessionBusyError,
-  TypeError,
-  RangeError,
-};
-
-function rebuildError(e: { name: string; message: string; reason?: string }): Error {
-  if (e.name === 'SnapshotError') {
-    const err = new SnapshotError(e.reason as SnapshotErrorReason, '');
-    err.message = e.message;
-    return err;
-  }
-  if (e.name === 'AbortError') return new DOMException(e.message, 'AbortError');
-  const Ctor = ERROR_TYPES[e.name];
-  const err = Ctor ? new Ctor(e.message) : new Error(e.message);
-  if (!Ctor) err.name = e.name;
-  return err;
-}
-
-/**
- * Starts the worker entry next to this module: the built `worker.js` in dist, or, when running from source (tests,
- * tsx), `worker.ts` behind tsx's loader, registered inside the worker (Node 20 does not pass loaders to workers).
- */
-function startWorker(): Worker {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  const built = path.join(here, 'worker.js');
-  if (existsSync(built)) return new Worker(built);
-  const source = pathToFileURL(path.join(here, 'worker.ts')).href;
-  return new Worker(
-    `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(source)}); })`,
-    { eval: true },
-  );
-}
 
 /**
  * A Model running in a worker thread, so ORT's blocking `run()` and the attention kernel never hold up the caller's
@@ -79,7 +40,7 @@ export class WorkerModel {
   static async load(pathOrDir: string, options: LoadModelOptions = {}): Promise<WorkerModel> {
     if (typeof pathOrDir !== 'string' || pathOrDir.length === 0)
       throw new TypeError('pathOrDir must be a non-empty string');
-    const model = new WorkerModel(startWorker());
+    const model = new WorkerModel(startWorker('worker'));
     try {
       model.info = (await model.call({ type: 'load', path: pathOrDir, options })) as WorkerModel['info'];
     } catch (err) {
@@ -99,7 +60,7 @@ export class WorkerModel {
     }
     this.pending.delete(msg.id);
     if (msg.ok) p.resolve(msg.value);
-    else p.reject(rebuildError(msg.error));
+    else p.reject(deserializeError(msg.error));
   }
 
   private failAll(err: Error): void {

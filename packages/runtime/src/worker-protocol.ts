@@ -1,5 +1,6 @@
 // Messages between WorkerModel (parent thread) and worker.ts.
 import type { Budget } from '@semanticache/kv-cache';
+import type { SerializedError } from './errors.js';
 import type { GenerateEvent, GenerateOptions } from './generation.js';
 import type { LoadModelOptions } from './model.js';
 import type { CachePolicy } from './policy.js';
@@ -31,5 +32,5 @@ export type Request = { id: number } & (
 
 export type Response =
   | { id: number; ok: true; value: unknown }
-  | { id: number; ok: false; error: { name: string; message: string; reason?: string } }
+  | { id: number; ok: false; error: SerializedError }
   | { id: number; event: GenerateEvent };

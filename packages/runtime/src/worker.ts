@@ -1,6 +1,6 @@
 // Worker-thread entry of WorkerModel: owns a Model and its sessions, answers requests from the parent thread.
 import { parentPort } from 'node:worker_threads';
-import { SnapshotError } from '@semanticache/kv-cache';
+import { serializeError } from './errors.js';
 import { loadModel, type Model } from './model.js';
 import { Session } from './session.js';
 import type { Request, Response } from './worker-protocol.js';
@@ -15,11 +15,6 @@ let nextSession = 1;
 
 function send(message: Response, transfer: ArrayBuffer[] = []): void {
   port.postMessage(message, transfer);
-}
-
-function errorOf(err: unknown): { name: string; message: string; reason?: string } {
-  if (err instanceof SnapshotError) return { name: err.name, message: err.message, reason: err.reason };
-  return err instanceof Error ? { name: err.name, message: err.message } : { name: 'Error', message: String(err) };
 }
 
 /** Runs `fn` with a signal that an 'abort' request naming `id` fires. */
@@ -126,5 +121,5 @@ async function handle(req: Request): Promise<void> {
 }
 
 port.on('message', (req: Request) => {
-  handle(req).catch((err) => send({ id: req.id, ok: false, error: errorOf(err) }));
+  handle(req).catch((err) => send({ id: req.id, ok: false, error: serializeError(err) }));
 });
