@@ -1,14 +1,15 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packageRoot, repoRoot } from './test-support.js';
 
 // These run the built command (`pnpm build` first; turbo's test task depends on build) on the embedded demo model.
 const cli = path.join(packageRoot, 'dist', 'cli.js');
 const demoText = readFileSync(path.join(packageRoot, 'assets', 'demo-text.txt'), 'utf8');
 const tmp = mkdtempSync(path.join(tmpdir(), 'semanticache-cli-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 interface Result {
   code: number | null;

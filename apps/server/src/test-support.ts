@@ -1,6 +1,6 @@
 // Helpers shared by the tests: free ports, a real redis-server, the server as a child process.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,8 +9,17 @@ import { APIError } from 'openai';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
+const tempDirs: string[] = [];
+
+/** A fresh folder in the OS temp folder, removed after the test file (test-setup.ts). */
 export function tempDir(prefix: string): string {
-  return mkdtempSync(path.join(os.tmpdir(), prefix));
+  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+  tempDirs.push(dir);
+  return dir;
+}
+
+export function removeTempDirs(): void {
+  for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 }
 
 export function freePort(): Promise<number> {

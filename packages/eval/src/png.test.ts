@@ -1,13 +1,16 @@
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { svgToPng } from './png.js';
 import { renderLineChart } from './svg.js';
 
+const scratch = mkdtempSync(path.join(tmpdir(), 'semanticache-png-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
 describe('svgToPng', () => {
   it('writes a real PNG where a renderer exists, and otherwise leaves nothing behind and says why', () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'semanticache-png-'));
+    const dir = mkdtempSync(path.join(scratch, 'case-'));
     const svg = path.join(dir, 'chart.svg');
     const png = path.join(dir, 'chart.png');
     writeFileSync(
@@ -37,7 +40,7 @@ describe('svgToPng', () => {
   });
 
   it('reports a renderer failure on a file that is not SVG', () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'semanticache-png-'));
+    const dir = mkdtempSync(path.join(scratch, 'case-'));
     const bad = path.join(dir, 'bad.svg');
     writeFileSync(bad, 'not an svg');
     const result = svgToPng(bad, path.join(dir, 'bad.png'));
