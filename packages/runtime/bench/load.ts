@@ -241,8 +241,11 @@ moment of the same day): float32 9.37 s, after load 2251 MiB (1.00× the weights
 deployment short of memory can set that variable.
 \`quantizeBlocks\` is now about 2.5× faster (an integer compare of magnitudes for the block's extreme, truncation of
 x / scale + zero + 0.5 instead of \`Math.round\`; the packed bytes equal the previous ones except at exact rounding
-ties). Quantizing runs at 6.3–7.4 ns per value in TypeScript (a scratch micro-benchmark: a 9728 × 896 matrix in 55–64 ms); the load workers
-spread it over the cores.`;
+ties). The blocks are now quantized in WebAssembly SIMD (\`assembly/quantize.ts\`, the same bytes as the TypeScript
+loops, which remain where SIMD is missing): a 9728 × 896 matrix in 22–28 ms against 59–73 ms (2.5–3.2 against
+6.8–8.3 ns per value, a scratch micro-benchmark on a busy moment of the host). With the load workers, that took the
+int8 / int4 loads from 4.55 / 4.13 s (load CPU 7.90 / 7.30 s) to the table's figures; in the TypeScript loops
+quantizing was about 3 s of CPU of an int4 load.`;
 
 /** One load in this (child) process: baseline RSS, load time, peak and steady RSS, then a prefill and one decode step. */
 async function child(dir: string, format: WeightFormat, workers: string): Promise<void> {

@@ -4,7 +4,7 @@ import { describe, expect, test } from 'vitest';
 import { referenceAttention } from './attention.js';
 import { parseHfConfig } from './config.js';
 import { loadModel } from './model.js';
-import { dequantizeBlocks, type QuantBits, quantizeBlocks } from './quantize.js';
+import { defaultQuantizeEngine, dequantizeBlocks, type QuantBits, quantizeBlocks } from './quantize.js';
 import { demoDir, maxAbsDiff, PlainCache, parityDir, readJson, repoRoot } from './test-support.js';
 import { Transformer } from './transformer.js';
 import { loadHfWeights, type ModelWeights } from './weights.js';
@@ -31,6 +31,27 @@ describe.each([4, 8] as QuantBits[])('%i-bit weights', (bits) => {
     expect(back[block.indexOf(extreme)]).toBeCloseTo(extreme, 5);
     expect(Array.from(back.subarray(2 * k)).every((x) => x === 0)).toBe(true);
     expect(() => quantizeBlocks(w, n * 2, 32 + 1, bits)).toThrow(RangeError);
+  });
+
+  test('WebAssembly SIMD and the TypeScript loops give the same bytes: edge blocks, and a matrix over one chunk', () => {
+    const k = 1024;
+    const n = 2100; // 67200 blocks: the SIMD path's 65536-block window runs twice
+    const w = Float32Array.from({ length: n * k }, (_, i) => Math.sin(i * 0.37) * Math.exp(Math.cos(i * 0.011) * 3));
+    const step = 2 ** -(bits - 1);
+    const edges: number[][] = [
+      Array(32).fill(0), // all zeros: scale 0
+      Array.from({ length: 32 }, (_, i) => (i % 2 ? 1 : -1)), // equal magnitudes: the first one sets the sign
+      Array.from({ length: 32 }, (_, i) => (i - 16) * step), // exact ties between levels
+      Array.from({ length: 32 }, (_, i) => (i === 31 ? -3 : 1e-40 * i)), // subnormals, extreme last
+      Array.from({ length: 32 }, (_, i) => (i === 5 ? 2 : -2 + 2 ** -20)), // opposite-sign extreme: top level clamps
+      Array.from({ length: 32 }, (_, i) => 3e38 * Math.sin(i)), // near the float range
+    ];
+    for (const [b, block] of edges.entries()) w.set(block, b * 97 * 32);
+    expect(defaultQuantizeEngine()).toBe('webassembly'); // Node 20 has WebAssembly SIMD
+    const simd = quantizeBlocks(w, n, k, bits);
+    const plain = quantizeBlocks(w, n, k, bits, 'typescript');
+    expect(Buffer.from(simd.scales.buffer).equals(Buffer.from(plain.scales.buffer))).toBe(true);
+    expect(Buffer.from(simd.packed.buffer).equals(Buffer.from(plain.packed.buffer))).toBe(true);
   });
 
   test('MatMulNBits graphs compute exactly what fp32 graphs compute on the dequantized weights', async () => {
