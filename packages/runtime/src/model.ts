@@ -98,6 +98,7 @@ export async function loadModel(pathOrDir: string, options: LoadModelOptions = {
   }
   if (!existsSync(pathOrDir)) throw new ModelLoadError('no such file or directory', { file: pathOrDir });
   const { config, weights, tokenizer } = openCheckpoint(pathOrDir, options);
+  const streamed = weights as Partial<StreamedWeights>;
   try {
     if (tokenizer && tokenizer.vocabSize > config.vocabSize) {
       throw new ModelLoadError(
@@ -106,7 +107,6 @@ export async function loadModel(pathOrDir: string, options: LoadModelOptions = {
       );
     }
     const kernel = attention === 'native' ? await loadNativeAttention() : referenceAttention;
-    const streamed = weights as Partial<StreamedWeights>;
     const workers = streamed.storedBytes === undefined ? 0 : loadWorkersFor(loadWorkers, streamed.storedBytes);
     const transformer = await Transformer.create(
       config,
@@ -116,7 +116,7 @@ export async function loadModel(pathOrDir: string, options: LoadModelOptions = {
     );
     return new Model(config, tokenizer, pathOrDir, attention, transformer, kernel);
   } finally {
-    (weights as Partial<StreamedWeights>).close?.();
+    streamed.close?.();
   }
 }
 

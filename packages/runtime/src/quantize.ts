@@ -31,8 +31,9 @@ export function quantizeBlocks(
   return { packed, scales };
 }
 
-// WebAssembly SIMD (assembly/quantize.ts): 5–6× the TypeScript loops, the same bytes. The matrix goes through a
-// fixed window of the module's memory, so a vocabulary-sized head needs no memory of its size.
+// WebAssembly SIMD (assembly/quantize.ts): about 2.7× the TypeScript loops (docs/benchmarks/load.md), the same
+// bytes. The matrix goes through a fixed window of the module's memory, so a vocabulary-sized head needs no memory of
+// its size.
 interface QuantizeExports {
   quantize(src: number, scales: number, packed: number, blocks: number, bits: number): void;
 }

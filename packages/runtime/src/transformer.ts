@@ -125,9 +125,9 @@ export class Transformer {
         byKey.set(key, await createBuilt(graph, key));
       }
       const built = (key: GraphKey) => {
-        const sessions = byKey.get(key);
-        if (!sessions) throw new TypeError(`graph stream: no graph ${key}`);
-        return sessions;
+        const created = byKey.get(key);
+        if (!created) throw new TypeError(`graph stream: no graph ${key}`);
+        return created;
       };
       const one = (key: GraphKey) => {
         const session = built(key);
